@@ -1,0 +1,25 @@
+"""pwrun: run one Parsl workflow across several Slurm clusters."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("pwrun")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+src"
+
+__all__ = ["__version__"]
+
+
+def config():  # -> parsl.config.Config, imported lazily: `pwrun --help` must stay fast
+    """The Parsl Config of the run in progress, or the embedded local site outside `pwrun run`.
+
+    A workflow opts in with one line: ``parsl.load(pwrun.config())``.
+    """
+    from pwrun import state
+    from pwrun.parslcfg import local_config
+    from pwrun.run import new_run_dir
+
+    return state.active() or local_config(new_run_dir())
+
+
+__all__ += ["config"]

@@ -1,0 +1,101 @@
+"""The `pwrun` command line: a thin face over the library."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from pwrun import __version__
+from pwrun.errors import PwrunError
+
+app = typer.Typer(
+    name="pwrun",
+    help="Run one Parsl workflow across several Slurm clusters: "
+    "find them, make them ready, tunnel, run, tear down.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True)
+
+
+def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a PwrunError into one red line on stderr and its exit code, with no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except PwrunError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pwrun {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """pwrun: multi-site Parsl workflows over SSH, made ready by Ansible."""
+
+
+@app.command()
+@reports_errors
+def run(
+    workflow: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Parsl script.")],
+    args: Annotated[list[str] | None, typer.Argument(help="Arguments for the workflow.")] = None,
+) -> None:
+    """Run a Parsl workflow (on the embedded local site when no executors file is given)."""
+    from pwrun.run import run_workflow
+
+    raise typer.Exit(run_workflow(workflow, args or []))
+
+
+@app.command()
+@reports_errors
+def inventory() -> None:
+    """List the clusters the inventory sources can see."""
+    raise PwrunError("`pwrun inventory` is not available in this build yet")
+
+
+@app.command()
+@reports_errors
+def provision() -> None:
+    """Make every cluster ready (Python env, tunnels) with ansible-runner."""
+    raise PwrunError("`pwrun provision` is not available in this build yet")
+
+
+@app.command()
+@reports_errors
+def config() -> None:
+    """Print the rendered Parsl configuration."""
+    raise PwrunError("`pwrun config` is not available in this build yet")
+
+
+@app.command()
+@reports_errors
+def down() -> None:
+    """Tear down what a run left behind: tunnels, Slurm blocks, remote temporaries."""
+    raise PwrunError("`pwrun down` is not available in this build yet")
+
+
+@app.command()
+@reports_errors
+def status() -> None:
+    """Show the sites, tunnels and blocks of the current run."""
+    raise PwrunError("`pwrun status` is not available in this build yet")

@@ -1,0 +1,13 @@
+"""Errors pwrun reports to users: one line that says what is wrong and where, never a traceback."""
+
+
+class PwrunError(Exception):
+    """A problem the user can fix; its message names the file, field or host at fault."""
+
+    exit_code = 2
+
+
+class InfrastructureError(PwrunError):
+    """A site, tunnel or provisioning step failed: distinct from the workflow's own exit code."""
+
+    exit_code = 3
