@@ -11,3 +11,11 @@ class InfrastructureError(PwrunError):
     """A site, tunnel or provisioning step failed: distinct from the workflow's own exit code."""
 
     exit_code = 3
+
+
+class SourceError(PwrunError):
+    """An inventory source failed; the message starts with the source's name."""
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"inventory source {source!r}: {message}")
+        self.source = source
