@@ -99,3 +99,48 @@ def down() -> None:
 def status() -> None:
     """Show the sites, tunnels and blocks of the current run."""
     raise PwrunError("`pwrun status` is not available in this build yet")
+
+
+lab_app = typer.Typer(help="The developers' lab: simulated Slurm sites on this machine (root).")
+app.add_typer(lab_app, name="lab")
+
+
+@lab_app.command("up")
+@reports_errors
+def lab_up(
+    sites: Annotated[int, typer.Option(min=1, max=26, help="Number of sites.")] = 2,
+    compute_nodes: Annotated[int, typer.Option(min=1, max=8, help="Compute nodes per site.")] = 1,
+    directory: Annotated[
+        Path | None, typer.Option(help="Lab directory (default: a new one).")
+    ] = None,
+) -> None:
+    """Bring up lab sites and print the lab directory (ssh_config, known_hosts, inventory.yml)."""
+    from pwrun.lab import Lab, LabError
+
+    try:
+        lab = Lab.up(sites=sites, compute_nodes=compute_nodes, directory=directory)
+    except LabError as exc:
+        raise PwrunError(f"lab: {exc}") from None
+    typer.echo(lab.directory)
+
+
+@lab_app.command("down")
+@reports_errors
+def lab_down(
+    directory: Annotated[Path | None, typer.Argument(help="Lab directory printed by `up`.")] = None,
+    all_labs: Annotated[
+        bool, typer.Option("--all", help="Remove every lab namespace and table on this machine.")
+    ] = False,
+) -> None:
+    """Tear a lab down, leaving nothing behind."""
+    from pwrun.lab import Lab, down_all
+
+    if directory is not None:
+        if not (directory / "lab.json").is_file():
+            raise PwrunError(f"{directory}: not a lab directory (no lab.json)")
+        Lab.load(directory).down()
+    if all_labs:
+        for removed in down_all():
+            typer.echo(f"removed {removed}")
+    elif directory is None:
+        raise PwrunError("give a lab directory, or --all")
