@@ -29,6 +29,7 @@ class Cluster(BaseModel):
     region: str | None = None
     zone: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    namespace: str | None = Field(default=None, description="PW namespace (owner); None elsewhere.")
 
     @property
     def address(self) -> str | None:

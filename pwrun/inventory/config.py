@@ -1,0 +1,126 @@
+"""The inventory file shared by the Ansible plugin and `pwrun inventory`.
+
+    plugin: pwrun
+    strict: false            # true: a failing source or a duplicate name fails the whole listing
+    sources:
+      pw: {}                 # options of each source: see pwrun.inventory.<kind>.Options
+      aws: {regions: [us-east-1]}
+    # Ansible's constructed and cache options (compose, groups, keyed_groups, cache...) are
+    # accepted here and applied by the plugin.
+
+Every error names the file and the field, e.g. "inv.pwrun.yml: sources.pw.timeout: ...".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pwrun.errors import PwrunError
+from pwrun.inventory.sources import SOURCE_KINDS, source_kind
+
+FILE_SUFFIXES = ("pwrun.yml", "pwrun.yaml")
+M = TypeVar("M", bound=BaseModel)
+
+
+class _FileModel(BaseModel):
+    """Top level of the file; `sources` values are validated by each source's Options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plugin: Literal["pwrun"]
+    sources: dict[str, dict[str, Any] | None] = Field(min_length=1)
+    strict: bool = False
+    # Applied by Ansible (constructed and inventory_cache fragments); typed here so typos fail.
+    compose: dict[str, str] = Field(default_factory=dict)
+    groups: dict[str, str] = Field(default_factory=dict)
+    keyed_groups: list[dict[str, Any]] = Field(default_factory=list)
+    leading_separator: bool = True
+    use_extra_vars: bool = False
+    cache: bool = False
+    cache_plugin: str | None = None
+    cache_timeout: int | None = None
+    cache_connection: str | None = None
+    cache_prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class InventoryConfig:
+    """A validated inventory file: per-source options in SOURCE_KINDS order, and strictness."""
+
+    path: Path
+    sources: dict[str, BaseModel]
+    strict: bool = False
+
+
+def has_inventory_suffix(path: str | Path) -> bool:
+    """True when the file name ends in pwrun.yml or pwrun.yaml (Ansible's naming convention)."""
+    return str(path).endswith(FILE_SUFFIXES)
+
+
+def load_config(path: str | Path) -> InventoryConfig:
+    """Read and validate an inventory file; PwrunError names the file and the field at fault."""
+    path = Path(path)
+    if not has_inventory_suffix(path):
+        raise PwrunError(
+            f"{path}: an inventory file's name must end in {' or '.join(FILE_SUFFIXES)} "
+            "(e.g. clusters.pwrun.yml)"
+        )
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PwrunError(f"{path}: cannot read the inventory file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where else ""
+        raise PwrunError(f"{path}: not valid YAML{line}: {getattr(exc, 'problem', exc)}") from None
+    return parse_config(data, path)
+
+
+def parse_config(data: Any, path: Path) -> InventoryConfig:
+    """Validate already-loaded YAML data read from `path`."""
+    if not isinstance(data, dict):
+        raise PwrunError(f"{path}: expected a mapping with 'plugin: pwrun' and 'sources:'")
+    top = _validate(_FileModel, data, path, prefix="")
+    unknown = [kind for kind in top.sources if kind not in SOURCE_KINDS]
+    if unknown:
+        raise PwrunError(
+            f"{path}: sources.{unknown[0]}: unknown source; "
+            f"known sources: {', '.join(SOURCE_KINDS)}"
+        )
+    sources = {
+        kind: _validate(
+            source_kind(kind).options, top.sources[kind] or {}, path, f"sources.{kind}."
+        )
+        for kind in SOURCE_KINDS
+        if kind in top.sources
+    }
+    return InventoryConfig(path=path, sources=sources, strict=top.strict)
+
+
+def _validate(model: type[M], data: Any, path: Path, prefix: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise PwrunError(f"{path}: {_describe(exc, model, prefix)}") from None
+
+
+def _describe(exc: ValidationError, model: type[BaseModel], prefix: str) -> str:
+    """The first validation error as 'field.path: what is wrong' (all of them, joined by '; ')."""
+    problems = []
+    for error in exc.errors():
+        field = prefix + ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            known = ", ".join(model.model_fields) if len(error["loc"]) == 1 else ""
+            problems.append(
+                f"{field}: unknown option" + (f"; valid options: {known}" if known else "")
+            )
+        else:
+            problems.append(f"{field or prefix.rstrip('.') or 'file'}: {error['msg']}")
+    return "; ".join(problems)

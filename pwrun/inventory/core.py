@@ -1,0 +1,120 @@
+"""List clusters from several sources at once; collect each source's failure instead of stopping."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from pwrun.errors import PwrunError, SourceError
+from pwrun.inventory.config import InventoryConfig
+from pwrun.inventory.model import Cluster, Source
+from pwrun.inventory.sources import build_sources
+
+
+@dataclass
+class Listing:
+    """What the sources returned: clusters, per-source errors, and raw results for a cache."""
+
+    clusters: list[Cluster] = field(default_factory=list)
+    errors: list[SourceError] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+    fetched: set[str] = field(default_factory=set)
+
+    def raise_errors(self) -> None:
+        """Strict mode: fail with every problem in one message."""
+        if self.errors:
+            raise PwrunError("; ".join(str(error) for error in self.errors))
+
+
+def list_clusters(
+    sources: Mapping[str, Source],
+    *,
+    strict: bool = False,
+    cached: Mapping[str, Any] | None = None,
+) -> Listing:
+    """Query every source concurrently (raw results in `cached` are used instead of fetching).
+
+    A failing source is reported in `Listing.errors` and the others still return; with
+    `strict`, any failure raises PwrunError. Names must be unique: a cluster whose name an
+    earlier source (in mapping order) already used is dropped and reported as its source's error.
+    `Listing.raw` holds the raw results of the sources that succeeded, for the caller to cache.
+    """
+    cached = cached or {}
+    listing = Listing()
+    if not sources:
+        return listing
+    with ThreadPoolExecutor(max_workers=len(sources), thread_name_prefix="pwrun-source") as pool:
+        futures = {
+            name: pool.submit(_collect, name, source, cached.get(name))
+            for name, source in sources.items()
+        }
+    seen: dict[str, str] = {}
+    for name, future in futures.items():
+        outcome = future.result()
+        if isinstance(outcome, SourceError):
+            listing.errors.append(outcome)
+            continue
+        raw, clusters, fetched = outcome
+        listing.raw[name] = raw
+        if fetched:
+            listing.fetched.add(name)
+        for cluster in clusters:
+            if cluster.name in seen:
+                listing.errors.append(
+                    SourceError(
+                        name,
+                        f"cluster name {cluster.name!r} (field name) is already used by source "
+                        f"{seen[cluster.name]!r}; skipped it, rename one of them",
+                    )
+                )
+                continue
+            seen[cluster.name] = name
+            listing.clusters.append(cluster)
+    if strict:
+        listing.raise_errors()
+    return listing
+
+
+def list_configured(config: InventoryConfig, cached: Mapping[str, Any] | None = None) -> Listing:
+    """List the clusters of a validated inventory file."""
+    return list_clusters(build_sources(config.sources), strict=config.strict, cached=cached)
+
+
+def _collect(
+    name: str, source: Source, cached: Any
+) -> tuple[Any, list[Cluster], bool] | SourceError:
+    """Fetch (unless cached) and parse one source; any failure becomes a SourceError."""
+    try:
+        if cached is not None:
+            try:
+                return cached, source.parse(cached), False
+            except SourceError:
+                pass  # a stale or foreign cache entry: fetch afresh
+        raw = source.fetch()
+        return raw, source.parse(raw), True
+    except SourceError as exc:
+        return exc
+    except Exception as exc:  # an SDK error the source did not translate: still report, not crash
+        return SourceError(name, f"unexpected {exc.__class__.__name__}: {exc}")
+
+
+def host_vars(cluster: Cluster) -> dict[str, Any]:
+    """Ansible host variables: ansible_host/ansible_user and every field as pwrun_<field>."""
+    facts = {f"pwrun_{key}": value for key, value in cluster.model_dump(mode="json").items()}
+    facts.pop("pwrun_name")
+    if cluster.address:
+        facts["ansible_host"] = cluster.address
+    if cluster.user:
+        facts["ansible_user"] = cluster.user
+    return facts
+
+
+def builtin_groups(cluster: Cluster) -> list[str]:
+    """Groups every host joins: by source, status and scheduler."""
+    return [
+        f"source_{cluster.source}",
+        f"status_{cluster.status}",
+        f"scheduler_{cluster.scheduler}",
+    ]
