@@ -1,0 +1,51 @@
+"""A TCP relay that runs on a login node as the remote command of a tunnel's ssh session.
+
+It listens on the login node's internal address (what compute nodes reach) and forwards each
+connection to the ssh remote forward on the login node's loopback. It prints ``listening`` once
+bound and exits when its parent (the ssh session that started it) goes away, so it never
+outlives its tunnel. Standard library only: it runs under the cluster's python3.
+"""
+
+import asyncio
+import os
+import sys
+
+
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+
+
+async def main(listen_address, listen_port, target_port):
+    async def handle(client_reader, client_writer):
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(
+                "127.0.0.1", target_port
+            )
+        except OSError:
+            client_writer.close()
+            return
+        await asyncio.gather(
+            pipe(client_reader, upstream_writer), pipe(upstream_reader, client_writer)
+        )
+
+    server = await asyncio.start_server(handle, listen_address, listen_port, reuse_address=True)
+    print("listening", flush=True)
+    session = os.getppid()
+    while os.getppid() == session:  # reparented: the ssh session ended
+        await asyncio.sleep(0.5)
+    server.close()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+    except OSError as exc:
+        print(f"relay: cannot listen on {sys.argv[1]}:{sys.argv[2]}: {exc.strerror}", flush=True)
+        sys.exit(1)

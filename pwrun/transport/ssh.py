@@ -1,0 +1,100 @@
+"""OpenSSH, driven as a subprocess: host-key checking on, one reused connection per site."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pwrun import state
+from pwrun.errors import InfrastructureError
+
+SSH_TIMEOUT = 60
+
+
+@dataclass(frozen=True)
+class SSHTarget:
+    """How to reach one login node with the system's ssh client."""
+
+    host: str
+    user: str | None = None
+    port: int | None = None
+    identity_file: str | None = None
+    known_hosts: str | None = None
+    config_file: str | None = None
+    options: tuple[str, ...] = field(default=())
+
+    @property
+    def destination(self) -> str:
+        return f"{self.user}@{self.host}" if self.user else self.host
+
+    @property
+    def control_path(self) -> Path:
+        """A short, per-target socket path (sun_path is limited to 108 bytes)."""
+        digest = hashlib.sha1(repr(self).encode()).hexdigest()[:16]
+        return state.home() / "ssh" / digest
+
+    def argv(self, *args: str, multiplex: bool = True) -> list[str]:
+        """The ssh command line for this target, `args` placed before the destination."""
+        argv = ["ssh"]
+        if self.config_file:
+            argv += ["-F", self.config_file]
+        argv += ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
+        if self.known_hosts:
+            argv += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
+        if self.identity_file:
+            argv += ["-i", self.identity_file, "-o", "IdentitiesOnly=yes"]
+        if self.port:
+            argv += ["-p", str(self.port)]
+        for option in self.options:
+            argv += ["-o", option]
+        if multiplex:
+            self.control_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            argv += ["-o", "ControlMaster=auto", "-o", f"ControlPath={self.control_path}",
+                     "-o", "ControlPersist=120"]  # fmt: skip
+        else:
+            argv += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
+        return [*argv, *args, self.destination]
+
+    def run(
+        self,
+        command: str,
+        input: str | None = None,
+        timeout: float = SSH_TIMEOUT,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess:
+        """Run a shell command on the login node over the shared connection."""
+        try:
+            proc = subprocess.run(
+                [*self.argv(), command], input=input, capture_output=True, text=True,
+                timeout=timeout,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise InfrastructureError(
+                f"{self.host}: command timed out after {timeout:g}s"
+            ) from None
+        if check and proc.returncode == 255:
+            raise InfrastructureError(f"{self.host}: ssh failed: {last_line(proc.stderr)}")
+        if check and proc.returncode != 0:
+            raise InfrastructureError(
+                f"{self.host}: `{command}` exited {proc.returncode}: {last_line(proc.stderr)}"
+            )
+        return proc
+
+    def write_file(self, remote_path: str, content: str, mode: str = "600") -> None:
+        """Write `content` to a file on the login node, never through its command line."""
+        quoted = shlex.quote(remote_path)
+        self.run(f"umask 077 && mkdir -p $(dirname {quoted}) && cat > {quoted} && chmod {mode} {quoted}",
+                 input=content)  # fmt: skip
+
+    def close(self) -> None:
+        """End the shared connection, if one is open."""
+        if self.control_path.exists():
+            subprocess.run([*self.argv("-O", "exit")], capture_output=True, timeout=10)
+
+
+def last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "(no message)"

@@ -1,0 +1,166 @@
+"""Tunnels that let a site's compute nodes reach a port on the workstation's loopback.
+
+HPC login nodes keep ``GatewayPorts no``, so an ssh remote forward binds only the login node's
+loopback. A tunnel is therefore one ssh process: ``-R 127.0.0.1:P:127.0.0.1:L`` plus, as its
+remote command, a small relay (relay.py) listening on the login node's internal address, port P.
+The relay exits when its ssh session ends, so killing the local ssh process removes both ends.
+Each tunnel is recorded in pwrun's state directory so that a later process can check or close it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shlex
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pwrun import state
+from pwrun.errors import InfrastructureError
+from pwrun.transport.ssh import SSHTarget, last_line
+
+RELAY = Path(__file__).with_name("relay.py")
+PORT_RANGE = (20000, 60999)
+ATTEMPTS = 5
+READY_TIMEOUT = 30
+
+
+@dataclass
+class Tunnel:
+    """An open tunnel: compute nodes connect to remote_address:remote_port, reach local_port."""
+
+    name: str
+    host: str
+    local_port: int
+    remote_address: str
+    remote_port: int
+    pid: int
+    log: str
+
+    def alive(self) -> bool:
+        """True while its ssh process runs (the relay lives exactly as long)."""
+        try:
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
+            return False
+        forward = f"127.0.0.1:{self.remote_port}:127.0.0.1:{self.local_port}".encode()
+        return forward in cmdline and stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+    def close(self) -> None:
+        """Stop the ssh process (the relay follows) and forget the tunnel."""
+        if self.alive():
+            os.kill(self.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while self.alive() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if self.alive():
+                os.kill(self.pid, signal.SIGKILL)
+        record_path(self.name).unlink(missing_ok=True)
+        Path(self.log).unlink(missing_ok=True)
+
+
+def tunnels_dir() -> Path:
+    return state.home() / "tunnels"
+
+
+def record_path(name: str) -> Path:
+    return tunnels_dir() / f"{name}.json"
+
+
+def load(name: str) -> Tunnel | None:
+    """The recorded tunnel called `name`, if any."""
+    try:
+        return Tunnel(**json.loads(record_path(name).read_text()))
+    except FileNotFoundError:
+        return None
+
+
+def recorded() -> list[Tunnel]:
+    """Every tunnel recorded on this workstation."""
+    return [t for p in sorted(tunnels_dir().glob("*.json")) if (t := load(p.stem))]
+
+
+def ensure(
+    name: str,
+    target: SSHTarget,
+    local_port: int,
+    remote_address: str,
+    remote_port: int | None = None,
+) -> tuple[Tunnel, bool]:
+    """Make tunnel `name` present: keep a healthy matching one, else (re)open it.
+
+    Returns the tunnel and whether anything changed.
+    """
+    current = load(name)
+    if (
+        current
+        and current.alive()
+        and current.host == target.host
+        and current.local_port == local_port
+        and current.remote_address == remote_address
+        and remote_port in (None, current.remote_port)
+    ):
+        return current, False
+    if current:
+        current.close()
+    return open_tunnel(name, target, local_port, remote_address, remote_port), True
+
+
+def open_tunnel(
+    name: str,
+    target: SSHTarget,
+    local_port: int,
+    remote_address: str,
+    remote_port: int | None = None,
+) -> Tunnel:
+    """Open a tunnel; with no `remote_port`, pick a free one (retrying on collisions)."""
+    tunnels_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
+    relay = shlex.quote(RELAY.read_text())
+    for _ in range(1 if remote_port else ATTEMPTS):
+        port = remote_port or random.randint(*PORT_RANGE)
+        log = tunnels_dir() / f"{name}.log"
+        argv = target.argv(
+            "-o", "ExitOnForwardFailure=yes", "-o", "ServerAliveInterval=15",
+            "-o", "ServerAliveCountMax=3", "-R", f"127.0.0.1:{port}:127.0.0.1:{local_port}",
+            multiplex=False,
+        )  # fmt: skip
+        remote = f"exec python3 -u -c {relay} {shlex.quote(remote_address)} {port} {port}"
+        with open(log, "w") as out:
+            proc = subprocess.Popen(
+                [*argv, remote], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        tunnel = Tunnel(name, target.host, local_port, remote_address, port, proc.pid, str(log))
+        outcome = _wait_listening(proc, log)
+        if outcome is None:
+            record_path(name).write_text(json.dumps(asdict(tunnel)))
+            return tunnel
+        if (
+            remote_port
+            or "port forwarding failed" not in outcome
+            and "cannot listen" not in outcome
+        ):
+            log.unlink(missing_ok=True)
+            raise InfrastructureError(f"{target.host}: tunnel to port {port} failed: {outcome}")
+        log.unlink(missing_ok=True)
+    raise InfrastructureError(f"{target.host}: no free port for a tunnel after {ATTEMPTS} tries")
+
+
+def _wait_listening(proc: subprocess.Popen, log: Path) -> str | None:
+    """None once the relay listens; else why the tunnel failed."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        text = log.read_text()
+        if "listening" in text.splitlines():
+            return None
+        if proc.poll() is not None:
+            return last_line(text)
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    return f"not ready after {READY_TIMEOUT}s"
