@@ -86,8 +86,10 @@ class SSHTarget:
     def write_file(self, remote_path: str, content: str, mode: str = "600") -> None:
         """Write `content` to a file on the login node, never through its command line."""
         quoted = shlex.quote(remote_path)
-        self.run(f"umask 077 && mkdir -p $(dirname {quoted}) && cat > {quoted} && chmod {mode} {quoted}",
-                 input=content)  # fmt: skip
+        self.run(
+            f"umask 077 && mkdir -p $(dirname {quoted}) && cat > {quoted} && chmod {mode} {quoted}",
+            input=content,
+        )
 
     def close(self) -> None:
         """End the shared connection, if one is open."""

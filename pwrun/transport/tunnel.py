@@ -140,14 +140,10 @@ def open_tunnel(
         if outcome is None:
             record_path(name).write_text(json.dumps(asdict(tunnel)))
             return tunnel
-        if (
-            remote_port
-            or "port forwarding failed" not in outcome
-            and "cannot listen" not in outcome
-        ):
-            log.unlink(missing_ok=True)
-            raise InfrastructureError(f"{target.host}: tunnel to port {port} failed: {outcome}")
         log.unlink(missing_ok=True)
+        port_taken = "port forwarding failed" in outcome or "cannot listen" in outcome
+        if remote_port or not port_taken:
+            raise InfrastructureError(f"{target.host}: tunnel to port {port} failed: {outcome}")
     raise InfrastructureError(f"{target.host}: no free port for a tunnel after {ATTEMPTS} tries")
 
 
