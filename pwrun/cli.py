@@ -68,9 +68,62 @@ def run(
 
 @app.command()
 @reports_errors
-def inventory() -> None:
-    """List the clusters the inventory sources can see."""
-    raise PwrunError("`pwrun inventory` is not available in this build yet")
+def inventory(
+    file: Annotated[
+        Path, typer.Argument(help="Inventory file, named *pwrun.yml (the Ansible plugin's file).")
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON: {clusters: [...], errors: [...]}.")
+    ] = False,
+    strict: Annotated[
+        bool | None,
+        typer.Option("--strict/--no-strict", help="Fail when any source fails (default: file)."),
+    ] = None,
+) -> None:
+    """List the cluster controllers the inventory file's sources can see."""
+    import dataclasses
+    import json
+
+    from rich.table import Table
+
+    from pwrun.inventory import list_configured, load_config
+
+    config = load_config(file)
+    if strict is not None:
+        config = dataclasses.replace(config, strict=strict)
+    listing = list_configured(config)
+    if as_json:
+        clusters = [dict(c.model_dump(mode="json"), address=c.address) for c in listing.clusters]
+        errors = [{"source": e.source, "message": str(e)} for e in listing.errors]
+        typer.echo(json.dumps({"clusters": clusters, "errors": errors}, indent=2))
+    else:
+        table = Table(
+            "name",
+            "source",
+            "status",
+            "scheduler",
+            "address",
+            "user",
+            "partitions",
+            "work dir",
+            "location",
+        )
+        for c in listing.clusters:
+            location = "/".join(filter(None, (c.cloud, c.region, c.zone)))
+            table.add_row(
+                c.name,
+                c.source,
+                c.status,
+                c.scheduler,
+                c.address or "-",
+                c.user or "-",
+                ",".join(c.partitions) or "-",
+                c.work_dir or "-",
+                location or "-",
+            )
+        Console().print(table)
+    for error in listing.errors:
+        err.print(f"[bold yellow]warning:[/] {error}", highlight=False)
 
 
 @app.command()

@@ -74,24 +74,27 @@ def pw_cluster(
 def v3_view(cluster: dict[str, Any]) -> dict[str, Any]:
     """The v3 /api/compute/clusters item: user in variables.slurmUsername."""
     view = {k: v for k, v in cluster.items() if k not in ("user", "tags", "description")}
-    view["variables"] = dict(cluster["variables"], slurmUsername=cluster["user"])
+    if "variables" in cluster:
+        view["variables"] = dict(cluster["variables"], slurmUsername=cluster.get("user"))
     return _drop_none(view)
 
 
 def legacy_view(cluster: dict[str, Any]) -> dict[str, Any]:
     """The legacy /api/resources item: controller in state.masterNode, user in settings."""
-    on = cluster["status"] == "on"
+    on = cluster.get("status") == "on"
     view = {
         k: v
         for k, v in cluster.items()
         if k not in ("user", "controllerIp", "currentSessionStatus")
     }
-    view["state"] = {
-        "masterNode": cluster["controllerIp"] if on else None,
-        "registeredWorkers": 0,
-        "requestedWorkers": 0,
-    }
-    view["settings"] = {"slurmUsername": cluster["user"], "jobschedulertype": "SLURM"}
+    if "controllerIp" in cluster:
+        view["state"] = {
+            "masterNode": cluster["controllerIp"] if on else None,
+            "registeredWorkers": 0,
+            "requestedWorkers": 0,
+        }
+    if "user" in cluster:
+        view["settings"] = {"slurmUsername": cluster["user"], "jobschedulertype": "SLURM"}
     return _drop_none(view)
 
 
@@ -125,7 +128,9 @@ class PwApiEmulator:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -1,0 +1,141 @@
+"""The Ansible plugin, through `ansible-inventory` run for real from the repository."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.emulators.pw_api import PwApiEmulator
+from tests.inventory.conftest import PW_KEY, REPO, inventory_json
+
+BASIC = "plugin: pwrun\nsources:\n  pw:\n"
+
+
+def test_list_hosts_facts_and_groups(
+    pw_api: PwApiEmulator, ansible_inventory, write_inventory
+) -> None:
+    path = write_inventory(
+        BASIC + "compose:\n  parsl_address: pwrun_private_address | default(ansible_host, true)\n"
+        "groups:\n  reachable: pwrun_status == 'on' and ansible_host is defined\n"
+        "keyed_groups:\n  - key: pwrun_cloud\n    prefix: cloud\n"
+    )
+    inventory = inventory_json(ansible_inventory(path, "--list"))
+    hostvars = inventory["_meta"]["hostvars"]
+    assert set(hostvars) == {"gcpslurmv2", "awsoff", "onprem", "bare"}
+    gcp = hostvars["gcpslurmv2"]
+    assert gcp["ansible_host"] == "34.171.136.114" and gcp["ansible_user"] == "alice"
+    assert gcp["pwrun_partitions"] == ["compute", "gpu"] and gcp["pwrun_namespace"] == "alice"
+    assert gcp["pwrun_work_dir"] == "/home/alice/pw" and gcp["parsl_address"] == "10.128.0.2"
+    assert hostvars["onprem"]["parsl_address"] == "login.hpc.example.org"
+    assert "ansible_host" not in hostvars["bare"]
+
+    def members(group: str) -> set[str]:
+        return set(inventory.get(group, {}).get("hosts", []))
+
+    assert members("source_pw") == {"gcpslurmv2", "awsoff", "onprem", "bare"}
+    assert members("status_off") == {"awsoff"}
+    assert members("scheduler_pbs") == {"onprem"}
+    assert members("cloud_gcp") == {"gcpslurmv2"} and members("cloud_onprem") == {"onprem"}
+    assert members("reachable") == {"gcpslurmv2", "onprem"}
+
+
+def test_graph(pw_api: PwApiEmulator, ansible_inventory, write_inventory) -> None:
+    result = ansible_inventory(write_inventory(BASIC), "--graph")
+    assert result.returncode == 0, result.stderr
+    assert "|--@status_on:" in result.stdout and "|  |--gcpslurmv2" in result.stdout
+
+
+def test_raw_results_cached_until_flushed(
+    pw_api: PwApiEmulator, ansible_inventory, write_inventory, tmp_path: Path
+) -> None:
+    cache_dir = tmp_path / "cache"
+    path = write_inventory(
+        BASIC
+        + f"cache: true\ncache_plugin: ansible.builtin.jsonfile\ncache_connection: {cache_dir}\n"
+    )
+    first = inventory_json(ansible_inventory(path, "--list"))
+    hits = pw_api.hits.total()
+    assert hits == 2  # clusters + session
+    cached_text = "".join(p.read_text() for p in cache_dir.iterdir())
+    assert "gcpslurmv2" in cached_text and PW_KEY not in cached_text
+    assert "currentSessionStatus" in cached_text  # the raw API answer, not the built inventory
+
+    pw_api.status = 500  # a cached run must not ask the API at all
+    assert inventory_json(ansible_inventory(path, "--list")) == first
+    assert pw_api.hits.total() == hits
+
+    pw_api.status = None
+    pw_api.clusters.pop(0)
+    flushed = inventory_json(ansible_inventory(path, "--list", "--flush-cache"))
+    assert "gcpslurmv2" not in flushed["_meta"]["hostvars"]
+    assert pw_api.hits.total() == hits + 2
+
+
+def test_other_files_are_left_to_other_plugins(pw_api, ansible_inventory, write_inventory) -> None:
+    result = ansible_inventory(write_inventory(BASIC, name="clusters.yml"), "--list")
+    assert pw_api.hits.total() == 0
+    assert "gcpslurmv2" not in result.stdout
+    plain = write_inventory("all:\n  hosts:\n    h1:\n      foo: bar\n", name="plain.yml")
+    assert inventory_json(ansible_inventory(plain, "--list"))["_meta"]["hostvars"]["h1"] == {
+        "foo": "bar"
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (BASIC + "compse: {}\n", "compse: unknown option"),
+        ("plugin: pwrun\nsources:\n  pw: {tiemout: 3}\n", "sources.pw.tiemout: unknown option"),
+        ("plugin: pwrun\nsources:\n  openstack:\n", "sources.openstack: unknown source"),
+    ],
+)
+def test_bad_option_is_named(pw_api, ansible_inventory, write_inventory, text, expected) -> None:
+    path = write_inventory(text)
+    result = ansible_inventory(path, "--list", ANSIBLE_INVENTORY_UNPARSED_FAILED="true")
+    assert result.returncode != 0
+    assert expected in result.stderr and str(path) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert pw_api.hits.total() == 0
+
+
+def test_failing_source_warns_strict_fails(pw_api, ansible_inventory, write_inventory) -> None:
+    pw_api.api_key = "pwt_rotated"
+    result = ansible_inventory(write_inventory(BASIC), "--list")
+    assert result.returncode == 0
+    assert "inventory source 'pw'" in result.stderr and "HTTP 401" in result.stderr
+    assert json.loads(result.stdout)["_meta"]["hostvars"] == {}
+
+    strict = write_inventory(BASIC.replace("sources:", "strict: true\nsources:"))
+    result = ansible_inventory(strict, "--list", ANSIBLE_INVENTORY_UNPARSED_FAILED="true")
+    assert result.returncode != 0 and "HTTP 401" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_every_option_is_documented() -> None:
+    """ansible-doc sees every field of the file model and of each source's Options."""
+    from pwrun.inventory.config import _FileModel
+    from pwrun.inventory.sources import SOURCE_KINDS, source_kind
+
+    doc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-doc"), "-t", "inventory", "pwrun", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    options = json.loads(doc.stdout)["pwrun"]["doc"]["options"]
+    assert set(_FileModel.model_fields) <= set(options)
+    documented = options["sources"]["suboptions"]
+    assert set(documented) == set(SOURCE_KINDS)
+    for kind in SOURCE_KINDS:
+        try:
+            fields = source_kind(kind).options.model_fields
+        except Exception as exc:  # a missing SDK: that source cannot be checked here
+            pytest.fail(f"source {kind} cannot be loaded: {exc}")
+        assert set(fields) == set(documented[kind]["suboptions"]), kind
+    assert yaml.safe_load(json.loads(doc.stdout)["pwrun"]["examples"])["plugin"] == "pwrun"

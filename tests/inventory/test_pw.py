@@ -1,0 +1,202 @@
+"""The PW source against a local PW API server: both endpoint generations and every failure."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from pwrun.errors import SourceError
+from pwrun.inventory.pw import Options, PwSource
+from tests.emulators.pw_api import PwApiEmulator
+from tests.inventory.conftest import PW_KEY, sample_clusters
+
+
+def listing(**options) -> dict:
+    source = PwSource(Options(**options))
+    return {cluster.name: cluster for cluster in source.parse(source.fetch())}
+
+
+def failure(**options) -> str:
+    source = PwSource(Options(**options))
+    with pytest.raises(SourceError) as caught:
+        source.parse(source.fetch())
+    message = str(caught.value)
+    assert message.startswith("inventory source 'pw': ")
+    assert PW_KEY not in message
+    return message
+
+
+def test_v3_clusters_become_controllers(pw_api: PwApiEmulator, pw_env) -> None:
+    clusters = listing()
+    assert list(clusters) == ["gcpslurmv2", "awsoff", "onprem", "bare"]
+    gcp = clusters["gcpslurmv2"]
+    assert (gcp.source, gcp.status, gcp.scheduler, gcp.user) == ("pw", "on", "slurm", "alice")
+    assert (gcp.public_address, gcp.private_address) == ("34.171.136.114", "10.128.0.2")
+    assert (gcp.cloud, gcp.region, gcp.zone) == ("gcp", "us-central1", "us-central1-a")
+    assert (gcp.partitions, gcp.work_dir, gcp.namespace) == (
+        ("compute", "gpu"),
+        "/home/alice/pw",
+        "alice",
+    )
+    off = clusters["awsoff"]
+    assert (off.status, off.public_address, off.cloud) == ("off", None, "aws")
+    onprem = clusters["onprem"]
+    assert (onprem.address, onprem.private_address) == ("login.hpc.example.org", None)
+    assert (onprem.scheduler, onprem.cloud, onprem.user) == ("pbs", "onprem", "alice")
+    bare = clusters["bare"]
+    assert (bare.status, bare.address, bare.partitions, bare.work_dir) == ("on", None, (), None)
+    assert bare.user == "alice"  # from /api/v2/auth/session
+    assert pw_api.hits["/api/v2/auth/session"] == 1
+    assert pw_api.unauthorized == 0 and not pw_api.key_in_url
+
+
+def test_legacy_resources_when_v3_is_missing(pw_api: PwApiEmulator, pw_env) -> None:
+    pw_api.v3 = False
+    pw_api.username = "platform-user"
+    clusters = listing()
+    gcp = clusters["gcpslurmv2"]
+    assert gcp.address == "34.171.136.114"  # state.masterNode
+    assert gcp.user == "alice"  # settings.slurmUsername
+    assert gcp.tags == {"gcp": "", "slurm": "", "cpu": ""}
+    assert clusters["bare"].user == "platform-user"
+    assert pw_api.hits["/api/compute/clusters"] == 1 and pw_api.hits["/api/resources"] == 1
+
+
+def test_legacy_master_node_with_user(pw_api: PwApiEmulator, pw_env) -> None:
+    pw_api.legacy_items = [
+        {"name": "old", "status": "on", "type": "existing", "state": {"masterNode": "bob@10.1.2.3"}}
+    ]
+    old = listing(api="legacy")["old"]
+    assert (old.address, old.user, old.cloud) == ("10.1.2.3", "bob", "onprem")
+    assert pw_api.hits["/api/compute/clusters"] == 0
+    assert pw_api.hits["/api/v2/auth/session"] == 0
+
+
+def test_key_file_must_be_private(
+    pw_api: PwApiEmulator, pw_env, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.delenv("PW_API_KEY")
+    key_file = tmp_path / "pw_api.key"
+    key_file.write_text(PW_KEY + "\n")
+    key_file.chmod(0o644)
+    message = failure(api_key_file=key_file)
+    assert f"api_key_file {key_file} is readable by others (mode 0644)" in message
+    assert pw_api.hits.total() == 0
+    key_file.chmod(0o600)
+    assert "gcpslurmv2" in listing(api_key_file=key_file)
+
+
+def test_default_key_file_and_missing_key(pw_api: PwApiEmulator, pw_env, monkeypatch) -> None:
+    monkeypatch.delenv("PW_API_KEY")
+    assert "no API key: set PW_API_KEY or write the key to" in failure()
+    key_file = Path(pw_env["HOME"]) / ".ssh" / "pw_api.key"
+    key_file.parent.mkdir()
+    key_file.write_text(PW_KEY)
+    key_file.chmod(0o600)
+    assert len(listing()) == 4
+
+
+def test_user_token_is_sent_as_bearer(pw_env, monkeypatch) -> None:
+    token = "pwut_userTokenForTests42"
+    with PwApiEmulator(api_key=token) as api:
+        api.clusters.extend(sample_clusters())
+        monkeypatch.setenv("MY_PW_TOKEN", token)
+        assert len(listing(host=api.url, api_key_env="MY_PW_TOKEN")) == 4
+        assert api.unauthorized == 0
+
+
+def test_rejected_key(pw_api: PwApiEmulator, pw_env, monkeypatch) -> None:
+    monkeypatch.setenv("PW_API_KEY", "pwt_wrong")
+    message = failure()
+    assert "/api/compute/clusters: HTTP 401, the platform rejected the API key" in message
+    assert "check PW_API_KEY" in message and "pwt_wrong" not in message
+
+
+def test_forbidden(pw_api: PwApiEmulator, pw_env) -> None:
+    pw_api.status = 403
+    assert "HTTP 403, the API key may not list clusters" in failure()
+
+
+def test_rate_limit_then_success_is_retried(pw_api: PwApiEmulator, pw_env) -> None:
+    pw_api.fail_next = [429, 503]
+    pw_api.retry_after = "0"
+    assert len(listing(backoff=0.01)) == 4
+    assert pw_api.hits["/api/compute/clusters"] == 3
+
+
+def test_server_error_gives_up_after_retries(pw_api: PwApiEmulator, pw_env) -> None:
+    pw_api.status = 500
+    message = failure(retries=2, backoff=0.01)
+    assert (
+        "/api/compute/clusters: HTTP 500 Internal Server Error (gave up after 3 attempts)"
+        in message
+    )
+    assert pw_api.hits["/api/compute/clusters"] == 3
+
+
+def test_slow_api_times_out(pw_api: PwApiEmulator, pw_env) -> None:
+    pw_api.delay = 1.0
+    assert "/api/compute/clusters: no answer within 0.2 s (gave up after 1 attempts)" in failure(
+        timeout=0.2, retries=0
+    )
+
+
+def test_api_down(pw_env) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    message = failure(host=f"http://127.0.0.1:{port}", retries=1, backoff=0)
+    assert f"GET http://127.0.0.1:{port}/api/compute/clusters: cannot connect" in message
+
+
+def test_host_without_scheme_means_https(pw_api: PwApiEmulator, pw_env) -> None:
+    host = pw_api.url.removeprefix("http://")
+    message = failure(host=host, retries=0)
+    assert f"GET https://{host}/api/compute/clusters: cannot connect" in message
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        (
+            "ftp://pw.example.org",
+            "host: 'ftp://pw.example.org' is not a host name or an http(s) URL",
+        ),
+        ("https://me:pw@pw.example.org", "host: put no credentials or query string in the host"),
+    ],
+)
+def test_bad_host(pw_env, host: str, expected: str) -> None:
+    assert expected in failure(host=host)
+
+
+def test_no_host(pw_env, monkeypatch) -> None:
+    monkeypatch.delenv("PW_PLATFORM_HOST")
+    assert "no platform host: set PW_PLATFORM_HOST or sources.pw.host" in failure()
+
+
+def test_malformed_json(pw_api: PwApiEmulator, pw_env) -> None:
+    pw_api.malformed = True
+    assert "/api/compute/clusters: the answer is not valid JSON" in failure()
+
+
+@pytest.mark.parametrize(
+    ("items", "expected"),
+    [
+        ({"clusters": []}, "/api/compute/clusters: expected a list of clusters"),
+        ([{"name": "ok"}, {"namespace": "x"}], "cluster #1: field 'name': Field required"),
+        ([{"name": ""}], "cluster #0: field 'name': String should have at least 1 character"),
+        (
+            [{"name": "p", "variables": {"partition_config": "compute"}}],
+            "cluster #0 ('p'): field 'variables.partition_config': Input should be a valid list",
+        ),
+        ([{"name": "q", "controllerIp": 42}], "cluster #0 ('q'): field 'controllerIp'"),
+        (["gcpslurmv2"], "cluster #0: field 'record': Input should be a valid dictionary"),
+    ],
+)
+def test_partial_or_wrong_records_name_the_field(
+    pw_api: PwApiEmulator, pw_env, items, expected
+) -> None:
+    pw_api.v3_items = items
+    assert expected in failure()
