@@ -139,3 +139,37 @@ def test_every_option_is_documented() -> None:
             pytest.fail(f"source {kind} cannot be loaded: {exc}")
         assert set(fields) == set(documented[kind]["suboptions"]), kind
     assert yaml.safe_load(json.loads(doc.stdout)["pwrun"]["examples"])["plugin"] == "pwrun"
+
+
+def test_pw_and_ec2_together_with_a_duplicate_name(
+    pw_api: PwApiEmulator, ansible_inventory, write_inventory, tmp_path: Path
+) -> None:
+    from tests.emulators.aws_ec2 import Ec2Emulator
+
+    with Ec2Emulator() as ec2:
+        ec2.add_instances("us-east-1", 1, tags={"Name": "gcpslurmv2"})  # clashes with a PW cluster
+        [own] = ec2.add_instances("us-east-1", 1, tags={"Name": "aws-hpc", "pwrun-user": "rocky"})
+        ec2.add_instances("us-east-1", 2, controller=False)
+        path = write_inventory(
+            BASIC + f"  aws:\n    regions: [us-east-1]\n    endpoint_url: {ec2.url}\n"
+        )
+        env = {
+            **ec2.environment(),
+            "AWS_CONFIG_FILE": str(tmp_path / "none"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        }
+        result = ansible_inventory(path, "--list", **env)
+        secret = ec2.credentials["aws_secret_access_key"]
+    inventory = inventory_json(result)
+    hostvars = inventory["_meta"]["hostvars"]
+    assert set(hostvars) == {"gcpslurmv2", "awsoff", "onprem", "bare", "aws-hpc"}
+    assert hostvars["gcpslurmv2"]["pwrun_source"] == "pw"
+    aws = hostvars["aws-hpc"]
+    assert aws["ansible_user"] == "rocky" and aws["pwrun_cloud"] == "aws"
+    assert aws["pwrun_private_address"] == own["PrivateIpAddress"]
+    assert inventory["source_aws"]["hosts"] == ["aws-hpc"]
+    assert (
+        "inventory source 'aws': cluster name 'gcpslurmv2' (field name) is already used by "
+        "source 'pw'" in " ".join(result.stderr.split())
+    )
+    assert secret not in result.stdout + result.stderr
