@@ -130,7 +130,14 @@ class AwsSource(Source):
                 KIND,
                 f"region {region}: {error.get('Code', 'error')}: {error.get('Message', '')}",
             ) from None
-        except (botocore.exceptions.BotoCoreError, botocore.parsers.ResponseParserError) as exc:
+        except (botocore.exceptions.ConnectTimeoutError, botocore.exceptions.ReadTimeoutError):
+            raise SourceError(
+                KIND, f"region {region}: no answer within {self.options.timeout:g} s ('timeout')"
+            ) from None
+        except botocore.parsers.ResponseParserError as exc:
+            message = first_line(exc).rstrip(":")
+            raise SourceError(KIND, f"region {region}: malformed API answer: {message}") from None
+        except botocore.exceptions.BotoCoreError as exc:
             raise SourceError(KIND, f"region {region}: {first_line(exc)}") from None
         return instances
 

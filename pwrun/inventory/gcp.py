@@ -8,6 +8,7 @@ other `pwrun-*` settings) are read from instance metadata first, then from label
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -138,7 +139,8 @@ class GcpSource(Source):
             pager = client.list(request=request, retry=retry, timeout=self.options.timeout)
             return [_keep(instance) for instance in pager]
         except api_exceptions.GoogleAPICallError as exc:
-            raise SourceError(KIND, f"{where}: {exc.code} {exc.message}") from None
+            message = re.sub(r"^[A-Z]+ \S+: ", "", exc.message or "")  # drop "GET <url>: "
+            raise SourceError(KIND, f"{where}: {exc.code} {message}") from None
         except api_exceptions.RetryError as exc:
             raise SourceError(KIND, f"{where}: gave up retrying: {first_line(exc)}") from None
         except google.auth.exceptions.GoogleAuthError as exc:
@@ -149,8 +151,12 @@ class GcpSource(Source):
             raise SourceError(
                 KIND, f"{where}: no answer within {self.options.timeout:g} s ('timeout')"
             ) from None
+        except requests.ConnectionError as exc:
+            reason = "connection refused" if "refused" in str(exc) else first_line(exc, 150)
+            api = endpoint or "compute.googleapis.com"
+            raise SourceError(KIND, f"{where}: cannot reach the API at {api}: {reason}") from None
         except requests.RequestException as exc:
-            raise SourceError(KIND, f"{where}: cannot reach the API: {first_line(exc)}") from None
+            raise SourceError(KIND, f"{where}: {first_line(exc)}") from None
 
     def parse(self, raw: Any) -> list[Cluster]:
         if not isinstance(raw, dict):

@@ -60,6 +60,7 @@ class JsonServer:
     delay: float = 0.0
     malformed: bool = False
     requests: int = 0
+    _count_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         self.routes.append((method, re.compile(pattern + r"\Z"), handler))
@@ -127,7 +128,8 @@ class JsonServer:
         return f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}"
 
     def dispatch(self, request: Request) -> Reply:
-        self.requests += 1
+        with self._count_lock:
+            self.requests += 1
         for method, pattern, handler in self.routes:
             match = pattern.match(request.path)
             if match and method == request.method:
