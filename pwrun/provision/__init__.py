@@ -1,0 +1,1 @@
+"""Workstation-side logic behind the Ansible roles that make clusters ready (thin modules call it)."""

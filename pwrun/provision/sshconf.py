@@ -1,0 +1,36 @@
+"""The workstation's ssh files for clusters: pinned host keys, known_hosts lookups."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+
+
+def known_hosts_file_from_args(ssh_args: str) -> str | None:
+    """The UserKnownHostsFile named in ssh arguments such as ansible_ssh_common_args."""
+    words = shlex.split(ssh_args or "")
+    for i, word in enumerate(words):
+        option = words[i + 1] if word == "-o" and i + 1 < len(words) else word.removeprefix("-o")
+        key, _, value = option.replace("=", " ", 1).partition(" ")
+        if key.lower() == "userknownhostsfile" and value.strip():
+            return value.strip().split()[0]
+    return None
+
+
+def pinned_keys(host: str, known_hosts: str | None, port: int | None = None) -> list[str]:
+    """The "type base64" keys a known_hosts file pins for `host` (hashed entries included)."""
+    if not known_hosts or not Path(known_hosts).expanduser().is_file():
+        return []
+    name = f"[{host}]:{port}" if port and port != 22 else host
+    proc = subprocess.run(
+        ["ssh-keygen", "-F", name, "-f", str(Path(known_hosts).expanduser())],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    keys = []
+    for line in proc.stdout.splitlines():
+        fields = line.split()
+        if line.startswith("#") or len(fields) < 3 or fields[0].startswith("@"):
+            continue
+        keys.append(f"{fields[1]} {fields[2]}")
+    return keys
