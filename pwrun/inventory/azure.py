@@ -13,6 +13,7 @@ from the inventory file itself.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -133,7 +134,11 @@ class AzureSource(Source):
 
     def _credential(self) -> ClientSecretCredential | DefaultAzureCredential:
         options = self.options
-        common: dict[str, Any] = {}
+        common: dict[str, Any] = {
+            "connection_timeout": options.timeout,
+            "read_timeout": options.timeout,
+            "retry_total": options.retries,
+        }
         if options.authority_host:
             common |= {"authority": options.authority_host, "disable_instance_discovery": True}
         if options.ca_bundle:
@@ -186,7 +191,8 @@ class AzureSource(Source):
             with compute, network:
                 return self._list(compute, network, where)
         except ClientAuthenticationError as exc:
-            raise SourceError(KIND, f"{where}: authentication failed: {first_line(exc)}") from None
+            message = re.sub(r"^authentication failed:\s*", "", first_line(exc), flags=re.I)
+            raise SourceError(KIND, f"{where}: authentication failed: {message}") from None
         except HttpResponseError as exc:
             if exc.status_code is None or exc.status_code == 200:  # an unreadable 200 answer
                 raise SourceError(
@@ -216,7 +222,8 @@ class AzureSource(Source):
             public_ips = list(network.public_ip_addresses.list_all())
         controllers = [vm for vm in vms if self._is_controller(vm.tags)]
         if groups:
-            power = {vm.id: _power(self._instance_view(compute, vm)) for vm in controllers}
+            views = run_each(controllers, lambda vm: self._instance_view(compute, vm))
+            power = {vm.id: _power(view) for vm, view in zip(controllers, views, strict=True)}
         else:
             power = {
                 vm.id: _power(vm.properties.instance_view if vm.properties else None)

@@ -1,7 +1,8 @@
 """A local JSON-over-HTTP(S) server on 127.0.0.1 for the cloud API emulators.
 
 Routes are (method, regex) -> handler(request, match) returning (status, body, headers).
-Faults for tests: `delay` (seconds before every answer) and `malformed` (answers cut short).
+Faults for tests: `delay` (seconds before answering) and `malformed` (answers cut short), for
+the paths `fault_paths` (a regex searched in the path; empty: all) matches.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ class JsonServer:
     tls: TlsFiles | None = None
     delay: float = 0.0
     malformed: bool = False
-    requests: int = 0
-    _count_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    fault_paths: str = ""
+    paths: list[str] = field(default_factory=list, repr=False)  # of every request, in order
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         self.routes.append((method, re.compile(pattern + r"\Z"), handler))
@@ -92,10 +93,11 @@ class JsonServer:
                 )
                 status, body, headers = server.dispatch(request)
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                if server.malformed:
-                    data = data[: max(1, len(data) // 2)]
-                if server.delay:
-                    threading.Event().wait(server.delay)
+                if re.search(server.fault_paths, request.path):
+                    if server.malformed:
+                        data = data[: max(1, len(data) // 2)]
+                    if server.delay:
+                        threading.Event().wait(server.delay)
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -104,7 +106,7 @@ class JsonServer:
                         self.send_header(key, value)
                     self.end_headers()
                     self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
+                except OSError:
                     self.close_connection = True  # the client gave up (a timeout test)
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
@@ -128,8 +130,7 @@ class JsonServer:
         return f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}"
 
     def dispatch(self, request: Request) -> Reply:
-        with self._count_lock:
-            self.requests += 1
+        self.paths.append(request.path)  # list.append is atomic
         for method, pattern, handler in self.routes:
             match = pattern.match(request.path)
             if match and method == request.method:

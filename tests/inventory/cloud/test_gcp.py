@@ -33,12 +33,12 @@ def listed(src: GcpSource) -> dict[str, object]:
 
 
 def test_lists_exactly_the_labelled_controllers_across_pages(gcp: Seeded) -> None:
-    before = gcp.emulator.server.requests
+    before = len(gcp.emulator.server.paths)
     clusters = listed(source(gcp, user="hpcuser"))
 
     assert set(clusters) == set(gcp.controllers)
     # proj-a/us-central1-a holds 1,203 controllers: 3 pages; the other three places 1 each.
-    assert gcp.emulator.server.requests - before == 3 + 3
+    assert len(gcp.emulator.server.paths) - before == 3 + 3
     for name, (place, instance) in gcp.controllers.items():
         cluster = clusters[name]
         zone = place.split("/")[1]
