@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
+import requests
 import yaml
 
 from tests.emulators.pw_api import PwApiEmulator
@@ -141,25 +146,68 @@ def test_every_option_is_documented() -> None:
     assert yaml.safe_load(json.loads(doc.stdout)["pwrun"]["examples"])["plugin"] == "pwrun"
 
 
-def test_pw_and_ec2_together_with_a_duplicate_name(
-    pw_api: PwApiEmulator, ansible_inventory, write_inventory, tmp_path: Path
-) -> None:
-    from tests.emulators.aws_ec2 import Ec2Emulator
+@pytest.fixture
+def moto_process(tmp_path: Path) -> Iterator[str]:
+    """moto's EC2 server in its own process: moto keeps state per process, and the cloud
+    tests share theirs in this one."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                requests.get(f"{url}/moto-api/", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
-    with Ec2Emulator() as ec2:
-        ec2.add_instances("us-east-1", 1, tags={"Name": "gcpslurmv2"})  # clashes with a PW cluster
-        [own] = ec2.add_instances("us-east-1", 1, tags={"Name": "aws-hpc", "pwrun-user": "rocky"})
-        ec2.add_instances("us-east-1", 2, controller=False)
-        path = write_inventory(
-            BASIC + f"  aws:\n    regions: [us-east-1]\n    endpoint_url: {ec2.url}\n"
-        )
-        env = {
-            **ec2.environment(),
-            "AWS_CONFIG_FILE": str(tmp_path / "none"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-        }
-        result = ansible_inventory(path, "--list", **env)
-        secret = ec2.credentials["aws_secret_access_key"]
+
+def test_pw_and_ec2_together_with_a_duplicate_name(
+    pw_api: PwApiEmulator, ansible_inventory, write_inventory, moto_process: str, tmp_path: Path
+) -> None:
+    keys = {
+        "AWS_ACCESS_KEY_ID": "AKIAPWRUNTESTKEY0001",
+        "AWS_SECRET_ACCESS_KEY": "awsS3cretForTests",
+    }
+    ec2 = boto3.client(
+        "ec2",
+        region_name="us-east-1",
+        endpoint_url=moto_process,
+        **{k.lower(): v for k, v in keys.items()},
+    )
+
+    def launch(name: str, role: str = "controller", **tags: str) -> dict:
+        tag_list = [
+            {"Key": k, "Value": v} for k, v in {"Name": name, "pwrun-role": role, **tags}.items()
+        ]
+        spec = [{"ResourceType": "instance", "Tags": tag_list}]
+        return ec2.run_instances(
+            ImageId="ami-12c6146b", MinCount=1, MaxCount=1, TagSpecifications=spec
+        )["Instances"][0]
+
+    launch("gcpslurmv2")  # clashes with a PW cluster
+    own = launch("aws-hpc", **{"pwrun-user": "rocky"})
+    launch("compute-1", role="compute")
+    path = write_inventory(
+        BASIC + f"  aws:\n    regions: [us-east-1]\n    endpoint_url: {moto_process}\n"
+    )
+    env = {
+        **keys,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+    }
+    result = ansible_inventory(path, "--list", **env)
     inventory = inventory_json(result)
     hostvars = inventory["_meta"]["hostvars"]
     assert set(hostvars) == {"gcpslurmv2", "awsoff", "onprem", "bare", "aws-hpc"}
@@ -172,4 +220,4 @@ def test_pw_and_ec2_together_with_a_duplicate_name(
         "inventory source 'aws': cluster name 'gcpslurmv2' (field name) is already used by "
         "source 'pw'" in " ".join(result.stderr.split())
     )
-    assert secret not in result.stdout + result.stderr
+    assert keys["AWS_SECRET_ACCESS_KEY"] not in result.stdout + result.stderr
