@@ -8,10 +8,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import boto3
-import botocore.config
-import botocore.exceptions
-import botocore.parsers
 from pydantic import Field
 
 from pwrun.errors import SourceError
@@ -81,6 +77,10 @@ class AwsSource(Source):
 
     def fetch(self) -> dict[str, list[dict[str, Any]]]:
         """{region: [instance, ...]} for the tagged instances of every listed region."""
+        import boto3  # SDKs are imported here: parsing cached data does not need them
+        import botocore.config
+        import botocore.exceptions
+
         try:
             session = boto3.Session(profile_name=self.options.profile)
         except botocore.exceptions.ProfileNotFound:
@@ -107,6 +107,9 @@ class AwsSource(Source):
         return dict(zip(clients, pages, strict=True))
 
     def _fetch_region(self, region_client: tuple[str, Any]) -> list[dict[str, Any]]:
+        import botocore.exceptions
+        import botocore.parsers
+
         region, client = region_client
         paginator = client.get_paginator("describe_instances")
         tag_filter = {"Name": f"tag:{self.options.tag_key}", "Values": [self.options.tag_value]}

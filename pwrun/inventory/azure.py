@@ -13,19 +13,11 @@ from the inventory file itself.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
-from azure.identity import ClientSecretCredential, DefaultAzureCredential
-from azure.mgmt.compute import ComputeManagementClient
-from azure.mgmt.network import NetworkManagementClient
 from pydantic import Field, model_validator
 
 from pwrun.errors import SourceError
@@ -132,7 +124,13 @@ class AzureSource(Source):
             credential.close()
         return dict(zip(self.options.subscriptions, found, strict=True))
 
-    def _credential(self) -> ClientSecretCredential | DefaultAzureCredential:
+    def _credential(self) -> Any:
+        """A ClientSecretCredential or DefaultAzureCredential, as the options say."""
+        from azure.identity import (  # SDKs are imported here: parsing cached data skips them
+            ClientSecretCredential,
+            DefaultAzureCredential,
+        )
+
         options = self.options
         common: dict[str, Any] = {
             "connection_timeout": options.timeout,
@@ -150,8 +148,6 @@ class AzureSource(Source):
         )
 
     def _client_secret(self) -> str:
-        import os
-
         path = self.options.client_secret_file
         if path is not None:
             try:
@@ -173,6 +169,15 @@ class AzureSource(Source):
         return secret
 
     def _fetch_sub(self, credential: Any, subscription: str) -> dict[str, Any]:
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+        from azure.mgmt.compute import ComputeManagementClient
+        from azure.mgmt.network import NetworkManagementClient
+
         where = f"subscription {subscription}"
         options = self.options
         transport: dict[str, Any] = {

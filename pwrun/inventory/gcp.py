@@ -10,17 +10,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import google.auth
-import google.auth.exceptions
-import requests
-from google.api_core import exceptions as api_exceptions
-from google.api_core import retry as api_retry
-from google.api_core.client_options import ClientOptions
-from google.cloud import compute_v1
-from google.oauth2 import service_account
-from google.protobuf.json_format import ParseError
 from pydantic import Field
 
 from pwrun.errors import SourceError
@@ -35,6 +26,9 @@ from pwrun.inventory.cloud import (
     validate,
 )
 from pwrun.inventory.model import Cluster, Source
+
+if TYPE_CHECKING:
+    from google.cloud import compute_v1
 
 KIND = "gcp"
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
@@ -89,6 +83,10 @@ class GcpSource(Source):
         return raw
 
     def _credentials(self) -> Any:
+        import google.auth  # SDKs are imported here: parsing cached data does not need them
+        import google.auth.exceptions
+        from google.oauth2 import service_account
+
         path = self.options.credentials_file
         try:
             if path is not None:
@@ -112,6 +110,14 @@ class GcpSource(Source):
             ) from None
 
     def _fetch_zone(self, credentials: Any, project: str, zone: str) -> list[dict[str, Any]]:
+        import google.auth.exceptions
+        import requests
+        from google.api_core import exceptions as api_exceptions
+        from google.api_core import retry as api_retry
+        from google.api_core.client_options import ClientOptions
+        from google.cloud import compute_v1
+        from google.protobuf.json_format import ParseError
+
         where = f"project {project} zone {zone}"
         endpoint = self.options.endpoint_url
         client = compute_v1.InstancesClient(
