@@ -178,3 +178,22 @@ def test_options_are_checked() -> None:
         Options(projects=[], zones=["z"])
     with pytest.raises(pydantic.ValidationError, match="region"):
         Options.model_validate({"projects": ["p"], "zones": ["z"], "region": "us"})
+
+
+def test_emulator_oauth_token_endpoint(gcp: Seeded) -> None:
+    """The other real flow: google-auth POSTs a signed JWT to `token_uri` for an access token,
+    which the API then accepts; a token it never issued is refused."""
+    import google.auth.transport.requests
+    import requests
+    from google.oauth2 import service_account
+
+    credentials = service_account.Credentials.from_service_account_file(
+        str(gcp.key_file), scopes=["https://www.googleapis.com/auth/cloud-platform"]
+    )
+    credentials.refresh(google.auth.transport.requests.Request())
+    assert credentials.token in gcp.emulator.tokens
+    url = f"{gcp.emulator.url}/compute/v1/projects/proj-b/zones/us-central1-a/instances"
+    answer = requests.get(url, headers={"Authorization": f"Bearer {credentials.token}"}, timeout=5)
+    assert [i["name"] for i in answer.json()["items"]] == ["ctl-1208", "ctl-1209"]
+    refused = requests.get(url, headers={"Authorization": "Bearer ya29.made-up"}, timeout=5)
+    assert refused.status_code == 401 and refused.json()["error"]["status"] == "UNAUTHENTICATED"
