@@ -16,7 +16,11 @@ import yaml
 def walk(name: str, group: dict, groups: dict, hostvars: dict) -> None:
     hosts = group.get("hosts") or {}
     children = group.get("children") or {}
-    groups[name] = {"hosts": list(hosts), "vars": group.get("vars") or {}, "children": list(children)}
+    groups[name] = {
+        "hosts": list(hosts),
+        "vars": group.get("vars") or {},
+        "children": list(children),
+    }
     for host, variables in hosts.items():
         hostvars.setdefault(host, {}).update(variables or {})
     for child, child_group in children.items():
@@ -35,7 +39,9 @@ def main() -> None:
             ssh_access_config_file=str(ssh_dir / "config"),
             ssh_access_known_hosts_file=str(ssh_dir / "known_hosts"),
         )
-    json.dump({**groups, "_meta": {"hostvars": hostvars}} if "--list" in sys.argv else {}, sys.stdout)
+    json.dump(
+        {**groups, "_meta": {"hostvars": hostvars}} if "--list" in sys.argv else {}, sys.stdout
+    )
 
 
 if __name__ == "__main__":

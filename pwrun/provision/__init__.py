@@ -1,1 +1,1 @@
-"""Workstation-side logic behind the Ansible roles that make clusters ready (thin modules call it)."""
+"""Workstation-side logic behind the roles that make clusters ready; their modules call it."""

@@ -29,11 +29,13 @@ def taken_port(lab: Lab):
     """Something already listens on site-b's internal address at TAKEN_PORT."""
     site = lab.site("site-b")
     server = (
-        f"python3 -c 'import socket,time; s=socket.create_server((\"{site.internal_address}\","
+        f'python3 -c \'import socket,time; s=socket.create_server(("{site.internal_address}",'
         f" {TAKEN_PORT})); time.sleep(600)' >/dev/null 2>&1 & echo $!"
     )
     pid = site.login.exec(server, user="pwlab").stdout.strip()
-    site.login.exec(f"for i in $(seq 50); do ss -Hltn | grep -q :{TAKEN_PORT} && break; sleep 0.1; done")
+    site.login.exec(
+        f"for i in $(seq 50); do ss -Hltn | grep -q :{TAKEN_PORT} && break; sleep 0.1; done"
+    )
     yield TAKEN_PORT
     site.login.exec(f"kill {pid}")
 
@@ -42,7 +44,9 @@ def test_bad_clusters_fail_alone_and_the_rest_converge(
     lab: Lab, tmp_path: Path, pwrun_home: Path, taken_port: int
 ) -> None:
     stranger_key = tmp_path / "stranger"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger_key)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger_key)], check=True
+    )
     (tmp_path / "empty_known_hosts").write_text("")
     site_b = lab.site("site-b").address
     pinned = lab.known_hosts.read_text().split("\n")[0].split(" ", 1)[1]
@@ -50,16 +54,29 @@ def test_bad_clusters_fail_alone_and_the_rest_converge(
         lab,
         tmp_path / "inventory.yml",
         extra_hosts={
-            "closed-port": {"ansible_host": "127.0.0.1", "ansible_port": 9,
-                            "ssh_access_host_keys": [pinned], "pwrun_private_address": "127.0.0.1"},
-            "wrong-key": {"ansible_host": site_b, "ansible_user": "pwlab",
-                          "ansible_ssh_private_key_file": str(stranger_key)},
-            "unpinned": {"ansible_host": site_b, "ansible_user": "pwlab",
-                         "ansible_ssh_common_args": f"-o UserKnownHostsFile={tmp_path}/empty_known_hosts"},
-            "no-python": {"ansible_host": site_b, "ansible_user": "pwlab",
-                          "python_env_python": "python3.99",
-                          "ansible_python_interpreter": "/usr/bin/python3.99"},
-        },  # fmt: skip
+            "closed-port": {
+                "ansible_host": "127.0.0.1",
+                "ansible_port": 9,
+                "ssh_access_host_keys": [pinned],
+                "pwrun_private_address": "127.0.0.1",
+            },
+            "wrong-key": {
+                "ansible_host": site_b,
+                "ansible_user": "pwlab",
+                "ansible_ssh_private_key_file": str(stranger_key),
+            },
+            "unpinned": {
+                "ansible_host": site_b,
+                "ansible_user": "pwlab",
+                "ansible_ssh_common_args": f"-o UserKnownHostsFile={tmp_path}/empty_known_hosts",
+            },
+            "no-python": {
+                "ansible_host": site_b,
+                "ansible_user": "pwlab",
+                "python_env_python": "python3.99",
+                "ansible_python_interpreter": "/usr/bin/python3.99",
+            },
+        },
         **{"site-b": {"tunnel_remote_port": taken_port}},
     )
     run = run_site(inventory)
@@ -119,13 +136,17 @@ def test_half_made_env_is_repaired_and_check_mode_changes_nothing(
 
     fresh = "/home/pwlab/.pwrun/envs/check-mode"
     checked = run_site(
-        inventory, "--check", *only_a, "-e", f"python_env_path={fresh}", "-e", "tunnel_name=check-mode"
+        inventory,
+        "--check",
+        *only_a,
+        "-e",
+        f"python_env_path={fresh}",
+        "-e",
+        "tunnel_name=check-mode",
     )
     assert checked.returncode == 0, checked.output
     assert checked.recap()["site-a"]["changed"] > 0, checked.output
     assert site.login.exec(f"test -e {fresh}").returncode == 1
     assert tunnel.load("check-mode") is None
-    facts = json.loads(
-        site.login.exec(f"cat {ENV}/.pwrun-env.json", user="pwlab").stdout or "{}"
-    )
+    facts = json.loads(site.login.exec(f"cat {ENV}/.pwrun-env.json", user="pwlab").stdout or "{}")
     assert facts["requirements"] == [f"parsl=={parsl.__version__}"]

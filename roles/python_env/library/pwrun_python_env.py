@@ -4,21 +4,37 @@ wheelhouse the cluster installs from. A thin adapter over pwrun.provision.pyenv.
 
 from __future__ import annotations
 
+from ansible.module_utils.basic import AnsibleModule
+
 DOCUMENTATION = r"""
 module: pwrun_python_env
 short_description: Resolve the worker env's Parsl version and build its wheelhouse (workstation)
 description:
-  - Run with C(delegate_to: localhost). Checks that the cluster's Python major.minor matches the
-    workstation's (venv backend) and builds a wheelhouse cached by requirement set.
+  - Runs on the workstation (delegated to localhost). Checks that the cluster's Python
+    major.minor matches the workstation's and builds a wheelhouse cached by requirement set.
 options:
-  host: {description: Cluster name for messages., type: str, required: true}
-  parsl_version: {description: Parsl version; empty means the workstation's., type: str, default: ""}
-  packages: {description: Extra packages for the env., type: list, elements: str, default: []}
-  cluster_python: {description: The cluster python3's version (empty skips the check)., type: str, default: ""}
-  wheelhouse: {description: Build the wheelhouse., type: bool, default: true}
+  host:
+    description: Cluster name for messages.
+    type: str
+    required: true
+  parsl_version:
+    description: Parsl version; empty means the workstation's.
+    type: str
+    default: ""
+  packages:
+    description: Extra packages for the env.
+    type: list
+    elements: str
+    default: []
+  cluster_python:
+    description: The cluster python3's version (empty skips the check).
+    type: str
+    default: ""
+  wheelhouse:
+    description: Build the wheelhouse.
+    type: bool
+    default: true
 """
-
-from ansible.module_utils.basic import AnsibleModule
 
 
 def main() -> None:
@@ -52,8 +68,11 @@ def main() -> None:
                 changed = not wheelhouse.complete
             else:
                 wheelhouse, changed = pyenv.build_wheelhouse(reqs, python)
-            result |= {"wheelhouse_key": wheelhouse.key, "wheelhouse_archive": str(wheelhouse.archive),
-                       "wheelhouse_ready": wheelhouse.complete}  # fmt: skip
+            result |= {
+                "wheelhouse_key": wheelhouse.key,
+                "wheelhouse_archive": str(wheelhouse.archive),
+                "wheelhouse_ready": wheelhouse.complete,
+            }
         module.exit_json(changed=changed, **result)
     except PwrunError as exc:
         module.fail_json(msg=str(exc))

@@ -17,4 +17,7 @@ def pwrun_pinned_keys(host: str, known_hosts: str, port: int | None = None) -> l
 
 class FilterModule:
     def filters(self) -> dict:
-        return {"pwrun_known_hosts_file": pwrun_known_hosts_file, "pwrun_pinned_keys": pwrun_pinned_keys}
+        return {
+            "pwrun_known_hosts_file": pwrun_known_hosts_file,
+            "pwrun_pinned_keys": pwrun_pinned_keys,
+        }

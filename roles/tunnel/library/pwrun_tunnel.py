@@ -4,6 +4,8 @@ compute nodes reach a workstation port. A thin adapter over pwrun.transport.tunn
 
 from __future__ import annotations
 
+from ansible.module_utils.basic import AnsibleModule
+
 DOCUMENTATION = r"""
 module: pwrun_tunnel
 short_description: Ensure a workstation-to-cluster tunnel (run with delegate_to localhost)
@@ -12,19 +14,43 @@ description:
     nodes reach I(local_port) on the workstation at I(remote_address):I(remote_port). Works with
     C(GatewayPorts no). Host-key checking stays on.
 options:
-  name: {description: Tunnel name (one per cluster)., type: str, required: true}
-  state: {description: present or absent., type: str, default: present, choices: [present, absent]}
-  host: {description: Login node address., type: str}
-  user: {description: Login user., type: str}
-  port: {description: ssh port., type: int}
-  identity_file: {description: Private key., type: str}
-  ssh_args: {description: Extra ssh arguments (ansible_ssh_common_args); only -o options are used., type: str, default: ""}
-  local_port: {description: Workstation loopback port; 0 keeps the current one or picks a free one., type: int, default: 0}
-  remote_address: {description: Login node's internal address (what compute nodes reach)., type: str}
-  remote_port: {description: Port on the login node; 0 keeps the current one or picks a free one., type: int, default: 0}
+  name:
+    description: Tunnel name (one per cluster).
+    type: str
+    required: true
+  state:
+    description: present or absent.
+    type: str
+    default: present
+    choices: [present, absent]
+  host:
+    description: Login node address.
+    type: str
+  user:
+    description: Login user.
+    type: str
+  port:
+    description: ssh port.
+    type: int
+  identity_file:
+    description: Private key.
+    type: str
+  ssh_args:
+    description: Extra ssh arguments (ansible_ssh_common_args); only -o options are used.
+    type: str
+    default: ""
+  local_port:
+    description: Workstation loopback port; 0 keeps the current one or picks a free one.
+    type: int
+    default: 0
+  remote_address:
+    description: Login node's internal address (what compute nodes reach).
+    type: str
+  remote_port:
+    description: Port on the login node; 0 keeps the current one or picks a free one.
+    type: int
+    default: 0
 """
-
-from ansible.module_utils.basic import AnsibleModule
 
 
 def main() -> None:
