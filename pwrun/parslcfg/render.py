@@ -1,0 +1,108 @@
+"""Render a Parsl Config: one encrypted HighThroughputExecutor per site.
+
+The interchange listens on the workstation's loopback; workers on a site's compute nodes are
+told the login node's internal address and the tunnel's port there, and use certificates made
+here and copied to the site.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from parsl.config import Config
+from parsl.curvezmq import create_certificates
+from parsl.executors import HighThroughputExecutor
+from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
+
+from pwrun.parslcfg.executors import ExecutorSpec
+from pwrun.parslcfg.remote import RemoteSlurmProvider
+from pwrun.transport.ssh import SSHTarget
+
+
+@dataclass(frozen=True)
+class SiteEndpoint:
+    """What a run knows about one site once it is provisioned and tunnelled."""
+
+    ssh: SSHTarget
+    internal_address: str  # where compute nodes reach the login node
+    local_port: int  # the interchange's worker port on workstation loopback
+    remote_port: int  # the tunnel's port on the login node's internal address
+    remote_dir: str  # this run's directory on the site (absolute)
+    worker_init: str  # activates the provisioned env
+
+
+def worker_launch_cmd(site: SiteEndpoint, remote_cert_dir: str) -> str:
+    """Parsl's worker command, pointed at the tunnel's end and the site's copy of the certs."""
+    replacements = {
+        "-a {addresses}": f"-a {site.internal_address}",
+        "--port={worker_port}": f"--port={site.remote_port}",
+        "--cert_dir {cert_dir}": f"--cert_dir {shlex.quote(remote_cert_dir)}",
+        "--logconf={logconf}": "--logconf=None",
+    }
+    cmd = DEFAULT_LAUNCH_CMD
+    for old, new in replacements.items():
+        assert old in cmd, f"Parsl's worker command changed: no {old!r}"
+        cmd = cmd.replace(old, new)
+    return cmd
+
+
+def site_executor(
+    label: str, spec: ExecutorSpec, site: SiteEndpoint, cert_dir: str
+) -> HighThroughputExecutor:
+    """One HTEX whose blocks are Slurm jobs on `site`, submitted over ssh."""
+    env = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in spec.env.items())
+    remote_cert_dir = f"{site.remote_dir}/certificates"
+    provider = RemoteSlurmProvider(
+        ssh=site.ssh,
+        remote_dir=f"{site.remote_dir}/{label}",
+        partition=spec.partition,
+        nodes_per_block=spec.nodes_per_block,
+        init_blocks=spec.init_blocks,
+        min_blocks=spec.min_blocks,
+        max_blocks=spec.max_blocks,
+        parallelism=spec.parallelism,
+        walltime=spec.walltime,
+        scheduler_options=spec.scheduler_options,
+        worker_init="\n".join(filter(None, [site.worker_init, env, spec.worker_init])),
+        exclusive=False,
+        cmd_timeout=60,
+    )
+    executor = HighThroughputExecutor(
+        label=label,
+        address="127.0.0.1",
+        worker_port=site.local_port,
+        launch_cmd=worker_launch_cmd(site, remote_cert_dir),
+        cores_per_worker=spec.cores_per_worker,
+        max_workers_per_node=spec.max_workers_per_node,
+        worker_logdir_root=f"{site.remote_dir}/worker_logs",
+        provider=provider,
+        encrypted=True,
+    )
+    executor.cert_dir = cert_dir
+    return executor
+
+
+def make_certificates(run_dir: Path) -> Path:
+    """CurveZMQ keys for this run (mode 0700), shared by every site's executor."""
+    return Path(create_certificates(str(run_dir)))
+
+
+def copy_certificates(cert_dir: Path, site: SiteEndpoint) -> None:
+    """Copy the keys to the site, readable by the site user only."""
+    for key in sorted(cert_dir.iterdir()):
+        site.ssh.write_file(f"{site.remote_dir}/certificates/{key.name}", key.read_text())
+
+
+def render(
+    specs: dict[str, ExecutorSpec], sites: dict[str, SiteEndpoint], run_dir: Path, cert_dir: Path
+) -> Config:
+    """The run's Config: one executor per label, in the order of the executors file."""
+    return Config(
+        executors=[
+            site_executor(label, spec, sites[label], str(cert_dir)) for label, spec in specs.items()
+        ],
+        run_dir=str(run_dir / "runinfo"),
+        strategy_period=1,
+    )
