@@ -59,11 +59,21 @@ def main(
 def run(
     workflow: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Parsl script.")],
     args: Annotated[list[str] | None, typer.Argument(help="Arguments for the workflow.")] = None,
+    executors: Annotated[
+        Path | None, typer.Option("-e", "--executors", help="Executors file (YAML, or JSON).")
+    ] = None,
+    inventory: Annotated[
+        Path | None, typer.Option("-i", "--inventory", help="Ansible inventory of the clusters.")
+    ] = None,
 ) -> None:
-    """Run a Parsl workflow (on the embedded local site when no executors file is given)."""
-    from pwrun.run import run_workflow
+    """Run a Parsl workflow on the clusters of an executors file (else on this machine)."""
+    from pwrun.run import run_on_sites, run_workflow
 
-    raise typer.Exit(run_workflow(workflow, args or []))
+    if executors is None:
+        raise typer.Exit(run_workflow(workflow, args or []))
+    if inventory is None:
+        raise PwrunError("--executors needs --inventory (a static inventory or a *.pwrun.yml)")
+    raise typer.Exit(run_on_sites(workflow, args or [], executors, inventory))
 
 
 @app.command()

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import runpy
+import shlex
+import socket
 import sys
 import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import parsl
 from parsl.config import Config
 
 from pwrun import state
+from pwrun.errors import PwrunError
 from pwrun.parslcfg import local_config
+from pwrun.parslcfg.executors import ExecutorSpec, load_executors
+from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
+from pwrun.provision.runner import inventory_hosts, provision
+from pwrun.transport import tunnel
+from pwrun.transport.ssh import SSHTarget
 
 
 def new_run_dir() -> Path:
@@ -70,3 +80,73 @@ def run_workflow(workflow: Path, args: list[str]) -> int:
     run_dir = new_run_dir()
     with loaded(local_config(run_dir)):
         return run_script(workflow, args)
+
+
+def free_loopback_port() -> int:
+    """A port free on workstation loopback now, for an interchange to bind."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def ssh_target(hostvars: dict[str, Any]) -> SSHTarget:
+    """How Ansible reaches a host, as an SSHTarget (same key, user, known_hosts, options)."""
+    options = shlex.split(hostvars.get("ansible_ssh_common_args", ""))
+    return SSHTarget(
+        host=hostvars["ansible_host"],
+        user=hostvars.get("ansible_user"),
+        port=hostvars.get("ansible_port"),
+        identity_file=hostvars.get("ansible_ssh_private_key_file"),
+        options=tuple(o for flag, o in itertools.pairwise(options) if flag == "-o"),
+    )
+
+
+def plan_sites(
+    specs: dict[str, ExecutorSpec], hosts: dict[str, dict[str, Any]], executors_file: Path
+) -> None:
+    """Check that every label's site exists in the inventory and is on."""
+    for label, spec in specs.items():
+        where = f"{executors_file}: {label}.site"
+        if spec.site not in hosts:
+            known = ", ".join(sorted(hosts)) or "none"
+            raise PwrunError(f"{where}: no cluster {spec.site!r} in the inventory (known: {known})")
+        if hosts[spec.site].get("pwrun_status", "on") != "on":
+            raise PwrunError(f"{where}: cluster {spec.site!r} is off; start it first")
+
+
+def run_on_sites(workflow: Path, args: list[str], executors_file: Path, inventory: Path) -> int:
+    """The whole run: inventory, provision, tunnels, workflow, teardown (also on failure)."""
+    specs = load_executors(executors_file)
+    hosts = inventory_hosts(inventory)
+    plan_sites(specs, hosts, executors_file)
+    run_dir = new_run_dir()
+    sites = sorted({spec.site for spec in specs.values()})
+    facts = provision(inventory, sites, run_dir)
+    with contextlib.ExitStack() as teardown:
+        endpoints = {}
+        for label, spec in specs.items():
+            target = ssh_target(hosts[spec.site])
+            teardown.callback(target.close)
+            home = target.run("echo $HOME").stdout.strip()
+            remote_dir = f"{home}/.pwrun/runs/{run_dir.name}"
+            teardown.callback(target.run, f"rm -rf {shlex.quote(remote_dir)}", check=False)
+            address = (
+                hosts[spec.site].get("pwrun_private_address") or hosts[spec.site]["ansible_host"]
+            )
+            opened, _ = tunnel.ensure(
+                f"{run_dir.name}-{label}", target, free_loopback_port(), address
+            )
+            teardown.callback(opened.close)
+            endpoints[label] = SiteEndpoint(
+                ssh=target,
+                internal_address=address,
+                local_port=opened.local_port,
+                remote_port=opened.remote_port,
+                remote_dir=remote_dir,
+                worker_init=facts.get(spec.site, {}).get("pwrun_worker_init", ""),
+            )
+        cert_dir = make_certificates(run_dir)
+        for endpoint in endpoints.values():
+            copy_certificates(cert_dir, endpoint)
+        with loaded(render(specs, endpoints, run_dir, cert_dir)):
+            return run_script(workflow, args)
