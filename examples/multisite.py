@@ -22,7 +22,8 @@ def total(*results: tuple[int, str]) -> tuple[int, str]:
     import os
     import socket
 
-    return sum(r[0] for r in results), f"{socket.gethostname()}/{os.environ.get('SLURM_JOB_PARTITION')}"
+    where = f"{socket.gethostname()}/{os.environ.get('SLURM_JOB_PARTITION')}"
+    return sum(r[0] for r in results), where
 
 
 if __name__ == "__main__":
