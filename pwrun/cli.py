@@ -207,3 +207,7 @@ def lab_down(
             typer.echo(f"removed {removed}")
     elif directory is None:
         raise PwrunError("give a lab directory, or --all")
+
+
+if __name__ == "__main__":
+    app()
