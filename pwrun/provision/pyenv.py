@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from pwrun import state
 from pwrun.errors import InfrastructureError, PwrunError
 
 MARKER = ".pwrun-env.json"
@@ -67,9 +66,37 @@ class Wheelhouse:
         return (self.directory / MARKER).exists() and self.archive.exists()
 
 
+def wheelhouse_key(reqs: list[str], python: str) -> str:
+    return hashlib.sha256(json.dumps([python, reqs]).encode()).hexdigest()[:16]
+
+
 def wheelhouse_for(reqs: list[str], python: str) -> Wheelhouse:
-    digest = hashlib.sha256(json.dumps([python, reqs]).encode()).hexdigest()[:16]
-    return Wheelhouse(digest, state.home() / "wheelhouses" / digest)
+    from pwrun import state  # imports Parsl: only where the cache directory is needed
+
+    key = wheelhouse_key(reqs, python)
+    return Wheelhouse(key, state.home() / "wheelhouses" / key)
+
+
+def plan(parsl_version: str, packages: list[str]) -> dict:
+    """What the worker env must hold: Parsl version, Python major.minor, requirements, key."""
+    version = parsl_version or workstation_parsl()
+    python = workstation_python()
+    reqs = requirements(version, packages)
+    return {
+        "parsl_version": version,
+        "python": python,
+        "requirements": reqs,
+        "wheelhouse_key": wheelhouse_key(reqs, python),
+    }
+
+
+def python_mismatch(host: str, cluster_python: str) -> str:
+    """Why the cluster's Python cannot host workers for this workstation ("" when it can)."""
+    try:
+        check_python_match(host, cluster_python)
+    except PwrunError as exc:
+        return str(exc)
+    return ""
 
 
 def build_wheelhouse(reqs: list[str], python: str | None = None) -> tuple[Wheelhouse, bool]:
