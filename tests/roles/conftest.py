@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -61,5 +62,6 @@ def run_site(inventory: Path, *args: str, playbook: str = "site.yml") -> Playboo
     proc = subprocess.run(
         ["ansible-playbook", "-i", str(inventory), playbook, *args],
         cwd=PROJECT, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "ANSIBLE_SSH_CONTROL_PATH_DIR": str(inventory.parent / "cp")},
     )  # fmt: skip
     return PlaybookRun(proc.returncode, proc.stdout + proc.stderr)

@@ -11,6 +11,7 @@ import parsl
 import pytest
 
 from pwrun.lab import Lab
+from pwrun.provision.pyenv import workstation_python
 from pwrun.transport import tunnel
 from tests.roles.conftest import run_site, write_inventory
 
@@ -150,3 +151,33 @@ def test_half_made_env_is_repaired_and_check_mode_changes_nothing(
     assert tunnel.load("check-mode") is None
     facts = json.loads(site.login.exec(f"cat {ENV}/.pwrun-env.json", user="pwlab").stdout or "{}")
     assert facts["requirements"] == [f"parsl=={parsl.__version__}"]
+
+
+def test_conda_and_flux_paths_fail_clearly_and_plan_in_check_mode(
+    lab: Lab, tmp_path: Path, pwrun_home: Path
+) -> None:
+    """Conda channels are unreachable here: the conda path is exercised up to them (check mode)."""
+    inventory = write_inventory(lab, tmp_path / "inventory.yml")
+    only_b = ("-e", "pwrun_clusters=site-b")
+    flux = run_site(inventory, *only_b, "-e", "flux_install=true")
+    assert flux.recap()["site-b"]["failed"] == 1
+    assert "flux-core is installed from conda" in flux.output
+    assert "python_env_backend: conda" in flux.output
+
+    conda = ("-e", "python_env_backend=conda")
+    no_installer = run_site(inventory, *only_b, *conda)
+    assert no_installer.recap()["site-b"]["failed"] == 1
+    assert "no conda at /home/pwlab/.pwrun/miniforge3 and no installer" in no_installer.output
+
+    installer = tmp_path / "Miniforge3-Linux-x86_64.sh"
+    installer.write_text("#!/bin/sh\nexit 1\n")
+    planned = run_site(
+        inventory, "--check", "--diff", *only_b, *conda,
+        "-e", f"python_env_conda_installer_file={installer}",
+    )  # fmt: skip
+    assert planned.returncode == 0, planned.output
+    assert planned.recap()["site-b"]["changed"] > 0
+    for line in (f"python={workstation_python()}", "--no-index", f"parsl=={parsl.__version__}"):
+        assert line in planned.output, f"{line!r} not in the planned environment.yml"
+    site = lab.site("site-b")
+    assert site.login.exec("test -e /home/pwlab/.pwrun/miniforge3").returncode == 1

@@ -79,7 +79,7 @@ def main() -> None:
     try:
         if p["state"] == "absent":
             changed = tunnels.remove(p["name"], check=module.check_mode)
-            module.exit_json(changed=changed)
+            module.exit_json(changed=changed, ansible_facts={"pwrun_tunnel": {}})
         facts, changed = tunnels.present(
             p["name"],
             tunnels.target(p["host"], p["user"], p["port"], p["identity_file"], p["ssh_args"]),

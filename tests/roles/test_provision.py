@@ -1,0 +1,75 @@
+"""The workstation-side logic behind the roles (no lab needed)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pwrun.errors import PwrunError
+from pwrun.provision import pyenv, slurm, sshconf, tunnels
+
+SINFO = "compute*|2|2|up\ngpu|4+|1|up\ndebug|8|3|down\n"
+
+
+def test_sinfo_facts_name_partitions_default_and_cores() -> None:
+    facts = slurm.parse_sinfo(SINFO, "site-a")
+    assert facts["pwrun_scheduler"] == "slurm"
+    assert facts["pwrun_partitions"] == ["compute", "gpu", "debug"]
+    assert facts["pwrun_default_partition"] == "compute"
+    assert facts["pwrun_cores_per_node"] == 2
+    assert facts["pwrun_partition_info"]["gpu"] == {"cores_per_node": 4, "nodes": 1, "up": True}
+    assert facts["pwrun_partition_info"]["debug"]["up"] is False
+
+
+@pytest.mark.parametrize("output", ["", "garbage line\n"])
+def test_sinfo_facts_reject_empty_or_unexpected_output(output: str) -> None:
+    with pytest.raises(PwrunError, match="site-a"):
+        slurm.parse_sinfo(output, "site-a")
+
+
+def test_python_mismatch_says_what_to_change() -> None:
+    assert pyenv.python_mismatch("site-a", pyenv.workstation_python() + ".2") == ""
+    message = pyenv.python_mismatch("site-a", "3.9.18")
+    assert message.startswith("site-a: the cluster's python3 is 3.9")
+    assert "python_env_python" in message and "python_env_backend: conda" in message
+
+
+def test_plan_pins_the_workstations_parsl_and_keys_by_content() -> None:
+    import parsl
+
+    plan = pyenv.plan("", ["b-pkg", "a-pkg", "b-pkg"])
+    assert plan["requirements"] == [f"parsl=={parsl.__version__}", "a-pkg", "b-pkg"]
+    assert plan["wheelhouse_key"] == pyenv.plan("", ["a-pkg", "b-pkg"])["wheelhouse_key"]
+    assert plan["wheelhouse_key"] != pyenv.plan("2025.1.1", ["a-pkg"])["wheelhouse_key"]
+
+
+def test_tunnel_target_takes_connection_vars_and_ssh_options() -> None:
+    target = tunnels.target(
+        "10.0.0.5", "alice", 2222, "/keys/id",
+        "-o UserKnownHostsFile=/tmp/kh -o StrictHostKeyChecking=no -oConnectTimeout=5"
+        " -o 'ProxyJump bastion'",
+    )  # fmt: skip
+    assert (target.host, target.user, target.port, target.identity_file) == (
+        "10.0.0.5", "alice", 2222, "/keys/id",
+    )  # fmt: skip
+    assert target.known_hosts == "/tmp/kh"
+    assert target.options == ("ConnectTimeout=5", "ProxyJump=bastion")
+    argv = target.argv()
+    assert "StrictHostKeyChecking=yes" in argv and "StrictHostKeyChecking=no" not in argv
+
+
+def test_pinned_keys_come_from_known_hosts_hashed_or_not(tmp_path: Path) -> None:
+    key = tmp_path / "host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    pub = " ".join(key.with_suffix(".pub").read_text().split()[:2])
+    known = tmp_path / "known_hosts"
+    known.write_text(f"10.0.0.7 {pub}\n[10.0.0.8]:2222 {pub}\n")
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(known)], check=True, capture_output=True)
+    assert sshconf.pinned_keys("10.0.0.7", str(known)) == [pub]
+    assert sshconf.pinned_keys("10.0.0.8", str(known), 2222) == [pub]
+    assert sshconf.pinned_keys("10.0.0.9", str(known)) == []
+    assert sshconf.pinned_keys("10.0.0.7", None) == []
+    args = f"-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes"
+    assert sshconf.known_hosts_file_from_args(args) == str(known)
