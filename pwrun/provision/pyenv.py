@@ -90,13 +90,18 @@ def plan(parsl_version: str, packages: list[str]) -> dict:
     }
 
 
-def python_mismatch(host: str, cluster_python: str) -> str:
-    """Why the cluster's Python cannot host workers for this workstation ("" when it can)."""
-    try:
-        check_python_match(host, cluster_python)
-    except PwrunError as exc:
-        return str(exc)
-    return ""
+def read_probe(host: str, rc: int, output: str, check_python: bool) -> dict:
+    """Parse the env probe (home=, python=, marker= lines); raise saying what to change."""
+    fields = dict(line.strip().partition("=")[::2] for line in output.splitlines() if "=" in line)
+    if rc != 0 or "home" not in fields or "python" not in fields:
+        raise PwrunError(
+            f"{host}: {' '.join(output.split()) or f'exit {rc}'}. The cluster needs python3 for "
+            "Ansible and the venv backend: install it (same major.minor as the workstation) or "
+            "set python_env_python and ansible_python_interpreter to its path."
+        )
+    if check_python:
+        check_python_match(host, fields["python"])
+    return {"home": fields["home"], "python": fields["python"], "marker": fields.get("marker", "")}
 
 
 def build_wheelhouse(reqs: list[str], python: str | None = None) -> tuple[Wheelhouse, bool]:
@@ -138,8 +143,3 @@ def build_wheelhouse(reqs: list[str], python: str | None = None) -> tuple[Wheelh
                 tar.add(wheel, arcname=wheel.name)
         partial.rename(wheelhouse.archive)
     return wheelhouse, True
-
-
-def env_marker(reqs: list[str], source: str) -> str:
-    """The marker an env holds once complete: a changed requirement set means reinstall."""
-    return json.dumps({"requirements": reqs, "source": source}, sort_keys=True)

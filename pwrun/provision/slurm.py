@@ -10,8 +10,13 @@ from pwrun.errors import PwrunError
 SINFO_FORMAT = "%P|%c|%D|%a"
 
 
-def parse_sinfo(output: str, host: str = "cluster") -> dict:
+def parse_sinfo(output: str, host: str = "cluster", rc: int = 0, error: str = "") -> dict:
     """Facts from `sinfo -h -o SINFO_FORMAT`: partitions, default partition, cores per node."""
+    if rc != 0:
+        raise PwrunError(
+            f"{host}: sinfo failed ({' '.join(error.split()) or f'exit {rc}'}): pwrun needs "
+            "Slurm's client tools on the login node's PATH (or set cluster_facts_sinfo)."
+        )
     partitions: dict[str, dict] = {}
     default = None
     for line in output.splitlines():

@@ -29,11 +29,18 @@ def test_sinfo_facts_reject_empty_or_unexpected_output(output: str) -> None:
         slurm.parse_sinfo(output, "site-a")
 
 
-def test_python_mismatch_says_what_to_change() -> None:
-    assert pyenv.python_mismatch("site-a", pyenv.workstation_python() + ".2") == ""
-    message = pyenv.python_mismatch("site-a", "3.9.18")
-    assert message.startswith("site-a: the cluster's python3 is 3.9")
-    assert "python_env_python" in message and "python_env_backend: conda" in message
+def test_probe_checks_python_and_says_what_to_change() -> None:
+    ours = pyenv.workstation_python()
+    probe = f"home=/home/u\npython={ours}.2\nmarker={{}}\n"
+    assert pyenv.read_probe("site-a", 0, probe, True) == {
+        "home": "/home/u", "python": f"{ours}.2", "marker": "{}",
+    }  # fmt: skip
+    with pytest.raises(PwrunError, match=r"site-a: the cluster's python3 is 3\.9") as info:
+        pyenv.read_probe("site-a", 0, "home=/h\npython=3.9.18\nmarker=\n", True)
+    assert "python_env_python" in str(info.value) and "python_env_backend: conda" in str(info.value)
+    assert pyenv.read_probe("site-a", 0, "home=/h\npython=3.9.18\n", False)["marker"] == ""
+    with pytest.raises(PwrunError, match=r"site-a: no python3 on PATH\. The cluster needs python3"):
+        pyenv.read_probe("site-a", 3, "no python3 on PATH\r\n", True)
 
 
 def test_plan_pins_the_workstations_parsl_and_keys_by_content() -> None:

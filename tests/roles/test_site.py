@@ -80,6 +80,9 @@ def test_bad_clusters_fail_alone_and_the_rest_converge(
         },
         **{"site-b": {"tunnel_remote_port": taken_port}},
     )
+    user_config = "Host mine\n  HostName example.org\n"
+    (tmp_path / "ssh").mkdir()
+    (tmp_path / "ssh" / "config").write_text(user_config)
     run = run_site(inventory)
     recap = run.recap()
     assert recap["site-a"]["failed"] == 0 and recap["site-a"]["unreachable"] == 0, run.output
@@ -98,6 +101,13 @@ def test_bad_clusters_fail_alone_and_the_rest_converge(
     ):
         assert message in run.output, f"{message!r} not in:\n{run.output}"
     assert "Traceback" not in run.output
+
+    config = (tmp_path / "ssh" / "config").read_text()
+    assert config.startswith(user_config) and "# BEGIN pwrun managed clusters" in config
+    assert f"Host site-a\n  HostName {lab.site('site-a').address}\n  User pwlab\n" in config
+    assert "ControlPersist" in config and "StrictHostKeyChecking yes" in config
+    known = (tmp_path / "ssh" / "known_hosts").read_text()
+    assert lab.known_hosts.read_text().splitlines()[0] in known
 
     opened = tunnel.load("site-a")
     assert opened and opened.alive()
@@ -181,3 +191,28 @@ def test_conda_and_flux_paths_fail_clearly_and_plan_in_check_mode(
         assert line in planned.output, f"{line!r} not in the planned environment.yml"
     site = lab.site("site-b")
     assert site.login.exec("test -e /home/pwlab/.pwrun/miniforge3").returncode == 1
+
+
+def test_disk_full_fails_clearly_and_a_rerun_repairs(lab: Lab, tmp_path: Path, pwrun_home: Path):
+    """The env on a 6 MB filesystem: the install runs out of space; with room, a re-run works."""
+    site = lab.site("site-b")
+    small = "/tmp/pwrun-small"
+    mount = site.login.exec(f"mkdir -p {small} && mount -t tmpfs -o size=6m,mode=1777 x {small}")
+    assert mount.returncode == 0, mount.stderr
+    try:
+        inventory = write_inventory(lab, tmp_path / "inventory.yml")
+        args = ("-e", "pwrun_clusters=site-b", "-e", f"python_env_path={small}/env")
+        full = run_site(inventory, *args)
+        assert full.recap()["site-b"]["failed"] == 1, full.output
+        assert "making the Parsl env at /tmp/pwrun-small/env failed" in full.output
+        assert "disk full" in full.output, full.output[-2500:]
+        assert "Traceback" not in full.output
+        site.login.exec(f"mount -o remount,size=200m {small}")
+        repaired = run_site(inventory, *args)
+        assert repaired.recap()["site-b"]["failed"] == 0, repaired.output
+        probe = site.login.exec(
+            f"{small}/env/bin/python -c 'import parsl; print(parsl.__version__)'", user="pwlab"
+        )
+        assert probe.stdout.strip() == parsl.__version__, probe.stderr
+    finally:
+        site.login.exec(f"umount {small}")

@@ -1,4 +1,4 @@
-"""Filters over pwrun.provision.pyenv: the env's plan and the Python version check."""
+"""Filters over pwrun.provision.pyenv: the env's plan and the cluster probe's check."""
 
 from __future__ import annotations
 
@@ -16,13 +16,20 @@ def pwrun_env_plan(parsl_version: str, packages: list[str]) -> dict:
         raise AnsibleFilterError(str(exc)) from None
 
 
-def pwrun_python_mismatch(cluster_python: str, host: str) -> str:
-    """A message saying what to change when the cluster's Python differs ("" when it matches)."""
+def pwrun_env_probe(probe: dict, host: str, check_python: bool) -> dict:
+    """home, python and the env's marker from the probe; fails saying what to change."""
+    from pwrun.errors import PwrunError
     from pwrun.provision import pyenv
 
-    return pyenv.python_mismatch(host, cluster_python)
+    try:
+        return pyenv.read_probe(host, probe.get("rc", 1), probe.get("stdout", ""), check_python)
+    except PwrunError as exc:
+        raise AnsibleFilterError(str(exc)) from None
 
 
 class FilterModule:
     def filters(self) -> dict:
-        return {"pwrun_env_plan": pwrun_env_plan, "pwrun_python_mismatch": pwrun_python_mismatch}
+        return {
+            "pwrun_env_plan": pwrun_env_plan,
+            "pwrun_env_probe": pwrun_env_probe,
+        }
