@@ -4,6 +4,8 @@ changes nothing, and closing tunnels leaves nothing behind."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -144,6 +146,14 @@ def test_half_made_env_is_repaired_and_check_mode_changes_nothing(
     assert probe.stdout.strip() == parsl.__version__, probe.stderr
     again = run_site(inventory, *only_a)
     assert again.recap()["site-a"]["changed"] == 0, again.output
+
+    dead = tunnel.load("site-a")
+    os.kill(dead.pid, signal.SIGKILL)
+    replaced = run_site(inventory, *only_a)
+    assert replaced.recap()["site-a"]["changed"] == 1, replaced.output
+    fresh_tunnel = tunnel.load("site-a")
+    assert fresh_tunnel.alive() and fresh_tunnel.pid != dead.pid
+    assert fresh_tunnel.local_port == dead.local_port
 
     fresh = "/home/pwlab/.pwrun/envs/check-mode"
     checked = run_site(
