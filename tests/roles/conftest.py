@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from pwrun.lab import Lab
+from pwrun.transport import tunnel
 
 PROJECT = Path(__file__).resolve().parents[2]
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
@@ -32,11 +34,14 @@ class PlaybookRun:
 
 
 @pytest.fixture
-def pwrun_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private pwrun state directory (tunnel records, wheelhouse cache) for one test."""
+def pwrun_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private pwrun state directory (tunnel records, wheelhouse cache) for one test; the
+    tunnels a test leaves open are closed after it."""
     home = tmp_path / "pwrun-home"
     monkeypatch.setenv("PWRUN_HOME", str(home))
-    return home
+    yield home
+    for opened in tunnel.recorded():
+        opened.close()
 
 
 def write_inventory(lab: Lab, path: Path, extra_hosts: dict | None = None, **host_vars) -> Path:
