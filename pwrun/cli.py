@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from pwrun import __version__
-from pwrun.errors import PwrunError
+from pwrun.errors import InfrastructureError, PwrunError
 
 app = typer.Typer(
     name="pwrun",
@@ -73,7 +73,12 @@ def run(
         raise typer.Exit(run_workflow(workflow, args or []))
     if inventory is None:
         raise PwrunError("--executors needs --inventory (a static inventory or a *.pwrun.yml)")
-    raise typer.Exit(run_on_sites(workflow, args or [], executors, inventory))
+    try:
+        code = run_on_sites(workflow, args or [], executors, inventory)
+    except KeyboardInterrupt:
+        err.print("interrupted: torn down")
+        code = 130
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -136,32 +141,112 @@ def inventory(
         err.print(f"[bold yellow]warning:[/] {error}", highlight=False)
 
 
-@app.command()
-@reports_errors
-def provision() -> None:
-    """Make every cluster ready (Python env, tunnels) with ansible-runner."""
-    raise PwrunError("`pwrun provision` is not available in this build yet")
+InventoryOption = Annotated[
+    Path, typer.Option("-i", "--inventory", help="Ansible inventory of the clusters.")
+]
 
 
 @app.command()
 @reports_errors
-def config() -> None:
-    """Print the rendered Parsl configuration."""
-    raise PwrunError("`pwrun config` is not available in this build yet")
+def provision(
+    inventory: InventoryOption,
+    limit: Annotated[
+        list[str] | None, typer.Option("--limit", "-l", help="Only these clusters.")
+    ] = None,
+) -> None:
+    """Make clusters ready (Python env with this Parsl, facts) with ansible-runner."""
+    from rich.table import Table
+
+    from pwrun.provision.runner import inventory_hosts
+    from pwrun.provision.runner import provision as run_site_yml
+    from pwrun.run import new_run_dir
+
+    hosts = inventory_hosts(inventory)
+    unknown = sorted(set(limit or ()) - set(hosts))
+    if unknown:
+        raise PwrunError(f"{inventory}: no cluster {', '.join(unknown)} in the inventory")
+    chosen = limit or [h for h, v in hosts.items() if v.get("pwrun_status", "on") == "on"]
+    facts = run_site_yml(inventory, sorted(chosen), new_run_dir())
+    table = Table("cluster", "worker env", "partitions", "cores/node")
+    for host in sorted(chosen):
+        f = facts.get(host, {})
+        table.add_row(
+            host,
+            f.get("pwrun_python", ""),
+            ",".join(f.get("pwrun_partitions", [])),
+            str(f.get("pwrun_cores_per_node", "")),
+        )
+    Console().print(table)
 
 
 @app.command()
 @reports_errors
-def down() -> None:
-    """Tear down what a run left behind: tunnels, Slurm blocks, remote temporaries."""
-    raise PwrunError("`pwrun down` is not available in this build yet")
+def config(
+    run_id: Annotated[str | None, typer.Argument(help="A run (default: the latest).")] = None,
+) -> None:
+    """Print the rendered Parsl configuration of a run."""
+    from pwrun.runstate import all_runs
+
+    runs = [r for r in all_runs() if run_id in (None, r.id)]
+    if not runs:
+        raise PwrunError(f"no run {run_id!r}" if run_id else "no run yet: `pwrun run` first")
+    rendered = runs[-1].directory / "config.txt"
+    if not rendered.is_file():
+        raise PwrunError(f"run {runs[-1].id} ended before its configuration was rendered")
+    typer.echo(rendered.read_text())
+
+
+@app.command()
+@reports_errors
+def down(
+    run_id: Annotated[str | None, typer.Argument(help="A run (default: every dead run).")] = None,
+) -> None:
+    """Tear down what runs left behind: tunnels, Slurm blocks, remote temporaries."""
+    from pwrun.runstate import all_runs
+
+    runs = [r for r in all_runs() if r.status != "down" and run_id in (None, r.id)]
+    if run_id and not runs:
+        raise PwrunError(f"no run {run_id!r} to tear down")
+    problems = []
+    for record in runs:
+        if record.process_alive():
+            err.print(f"run {record.id} is still running (pid {record.pid}): left alone")
+            continue
+        problems += record.teardown()
+        typer.echo(f"run {record.id}: torn down")
+    if problems:
+        raise InfrastructureError("; ".join(problems))
 
 
 @app.command()
 @reports_errors
 def status() -> None:
-    """Show the sites, tunnels and blocks of the current run."""
-    raise PwrunError("`pwrun status` is not available in this build yet")
+    """Show the sites, tunnels and Slurm blocks of runs that are not torn down."""
+    from rich.table import Table
+
+    from pwrun.runstate import all_runs
+    from pwrun.transport import tunnel
+
+    table = Table("run", "state", "executor", "site", "tunnel", "blocks")
+    for record in all_runs():
+        if record.status == "down":
+            continue
+        state_text = record.status if record.process_alive() else f"{record.status} (dead)"
+        for executor in record.executors:
+            opened = tunnel.load(executor.tunnel)
+            tunnel_text = (
+                f"{opened.remote_address}:{opened.remote_port}"
+                if opened and opened.alive()
+                else "closed"
+            )
+            blocks = executor.ssh.run(executor.blocks_command("list"), check=False)
+            table.add_row(
+                record.id, state_text, executor.label, executor.site, tunnel_text,
+                " ".join(blocks.stdout.split()) if blocks.returncode == 0 else "unreachable",
+            )  # fmt: skip
+        if not record.executors:
+            table.add_row(record.id, state_text, "", "", "", "")
+    Console().print(table)
 
 
 lab_app = typer.Typer(help="The developers' lab: simulated Slurm sites on this machine (root).")

@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import runpy
 import shlex
+import signal
 import socket
 import sys
 import traceback
@@ -18,11 +19,12 @@ import parsl
 from parsl.config import Config
 
 from pwrun import state
-from pwrun.errors import PwrunError
+from pwrun.errors import InfrastructureError, PwrunError
 from pwrun.parslcfg import local_config
 from pwrun.parslcfg.executors import ExecutorSpec, load_executors
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
 from pwrun.provision.runner import inventory_hosts, provision
+from pwrun.runstate import ExecutorRecord, RunRecord
 from pwrun.transport import tunnel
 from pwrun.transport.ssh import SSHTarget
 
@@ -36,7 +38,7 @@ def new_run_dir() -> Path:
 
 
 @contextlib.contextmanager
-def loaded(config: Config) -> Iterator[None]:
+def loaded(config: Config) -> Iterator[parsl.DataFlowKernel]:
     """Load `config` for the workflow; a workflow's own `parsl.load(pwrun.config())` is a no-op."""
     dfk = parsl.load(config)
     original_load = parsl.load
@@ -49,7 +51,7 @@ def loaded(config: Config) -> Iterator[None]:
     state.activate(config)
     parsl.load = load_once
     try:
-        yield
+        yield dfk
     finally:
         parsl.load = original_load
         state.activate(None)
@@ -114,39 +116,70 @@ def plan_sites(
             raise PwrunError(f"{where}: cluster {spec.site!r} is off; start it first")
 
 
+def interrupt(signum: int, frame: object) -> None:
+    """SIGTERM and SIGINT both stop a run the way Ctrl-C does: through its teardown."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def stop_on_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interrupt)
+
+
 def run_on_sites(workflow: Path, args: list[str], executors_file: Path, inventory: Path) -> int:
-    """The whole run: inventory, provision, tunnels, workflow, teardown (also on failure)."""
+    """The whole run: inventory, provision, tunnels, workflow; teardown also on failure."""
+    stop_on_signals()
     specs = load_executors(executors_file)
     hosts = inventory_hosts(inventory)
     plan_sites(specs, hosts, executors_file)
-    run_dir = new_run_dir()
-    sites = sorted({spec.site for spec in specs.values()})
-    facts = provision(inventory, sites, run_dir)
-    with contextlib.ExitStack() as teardown:
-        endpoints = {}
-        for label, spec in specs.items():
-            target = ssh_target(hosts[spec.site])
-            teardown.callback(target.close)
-            home = target.run("echo $HOME").stdout.strip()
-            remote_dir = f"{home}/.pwrun/runs/{run_dir.name}"
-            teardown.callback(target.run, f"rm -rf {shlex.quote(remote_dir)}", check=False)
-            address = (
-                hosts[spec.site].get("pwrun_private_address") or hosts[spec.site]["ansible_host"]
-            )
-            opened, _ = tunnel.ensure(
-                f"{run_dir.name}-{label}", target, free_loopback_port(), address
-            )
-            teardown.callback(opened.close)
-            endpoints[label] = SiteEndpoint(
-                ssh=target,
-                internal_address=address,
-                local_port=opened.local_port,
-                remote_port=opened.remote_port,
-                remote_dir=remote_dir,
-                worker_init=facts.get(spec.site, {}).get("pwrun_worker_init", ""),
-            )
-        cert_dir = make_certificates(run_dir)
+    record = RunRecord(new_run_dir(), str(workflow))
+    record.save()
+    try:
+        sites = sorted({spec.site for spec in specs.values()})
+        record.set_status("provisioning")
+        facts = provision(inventory, sites, record.directory)
+        stop_on_signals()  # again: ansible-runner installs handlers of its own
+        record.set_status("connecting")
+        endpoints = {
+            label: connect(record, label, spec, hosts[spec.site], facts.get(spec.site, {}))
+            for label, spec in specs.items()
+        }
+        cert_dir = make_certificates(record.directory)
         for endpoint in endpoints.values():
             copy_certificates(cert_dir, endpoint)
-        with loaded(render(specs, endpoints, run_dir, cert_dir)):
+        config = render(specs, endpoints, record.directory, cert_dir)
+        (record.directory / "config.txt").write_text(repr(config))
+        with loaded(config) as dfk:
+            record.interchanges = [
+                ex.interchange_proc.pid
+                for ex in dfk.executors.values()
+                if getattr(ex, "interchange_proc", None)
+            ]
+            record.set_status("running")
             return run_script(workflow, args)
+    finally:
+        problems = record.teardown()
+        if problems:
+            raise InfrastructureError("teardown incomplete: " + "; ".join(problems))
+
+
+def connect(
+    record: RunRecord, label: str, spec: ExecutorSpec, hostvars: dict[str, Any], facts: dict
+) -> SiteEndpoint:
+    """Open one executor's tunnel and make its remote run directory, recording both first."""
+    target = ssh_target(hostvars)
+    home = target.run("echo $HOME").stdout.strip()
+    address = hostvars.get("pwrun_private_address") or hostvars["ansible_host"]
+    executor = ExecutorRecord(
+        label, spec.site, target, f"{home}/.pwrun/runs/{record.id}/{label}", f"{record.id}-{label}"
+    )
+    record.add(executor)
+    opened, _ = tunnel.ensure(executor.tunnel, target, free_loopback_port(), address)
+    return SiteEndpoint(
+        ssh=target,
+        internal_address=address,
+        local_port=opened.local_port,
+        remote_port=opened.remote_port,
+        remote_dir=executor.remote_dir,
+        worker_init=facts.get("pwrun_worker_init", ""),
+    )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from parsl.config import Config
+if TYPE_CHECKING:  # parsl is slow to import; modules run by Ansible import this one
+    from parsl.config import Config
 
 _active: Config | None = None
 

@@ -29,7 +29,7 @@ class SiteEndpoint:
     internal_address: str  # where compute nodes reach the login node
     local_port: int  # the interchange's worker port on workstation loopback
     remote_port: int  # the tunnel's port on the login node's internal address
-    remote_dir: str  # this run's directory on the site (absolute)
+    remote_dir: str  # this executor's directory on the site (absolute), removed at teardown
     worker_init: str  # activates the provisioned env
 
 
@@ -56,7 +56,7 @@ def site_executor(
     remote_cert_dir = f"{site.remote_dir}/certificates"
     provider = RemoteSlurmProvider(
         ssh=site.ssh,
-        remote_dir=f"{site.remote_dir}/{label}",
+        remote_dir=site.remote_dir,
         partition=spec.partition,
         nodes_per_block=spec.nodes_per_block,
         init_blocks=spec.init_blocks,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,15 @@ def ansible_env() -> dict[str, str]:
         "ANSIBLE_INVENTORY_PLUGINS": str(CONTENT / "inventory_plugins"),
         "PWRUN_HOME": str(state.home()),
     }
+
+
+def close_control_masters(control_dir: Path) -> None:
+    """End the shared ssh connections Ansible kept open, so no ssh process outlives the step."""
+    for socket_path in control_dir.glob("*"):
+        subprocess.run(
+            ["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "pwrun-control-master"],
+            capture_output=True, timeout=10,
+        )  # fmt: skip
 
 
 def inventory_hosts(inventory: Path) -> dict[str, dict[str, Any]]:
@@ -107,20 +118,28 @@ def provision(
     """Run site.yml on `hosts` in parallel; return each host's facts; name every failed host."""
     console = Console(stderr=True)
     progress = Progress(hosts, console)
-    (run_dir / "ansible").mkdir(mode=0o700)
-    with progress.live:
-        result = ansible_runner.run(
-            private_data_dir=str(run_dir / "ansible"),
-            playbook=str(CONTENT / "site.yml"),
-            inventory=str(inventory.resolve()),
-            limit=",".join(hosts),
-            extravars=extravars or {},
-            envvars=ansible_env(),
-            event_handler=progress,
-            quiet=True,
-            suppress_env_files=True,
-            skip_tags="tunnel",
-        )
+    private_dir = run_dir / "ansible"
+    private_dir.mkdir(mode=0o700)
+    # This run's own shared connections (an address may be reused by another cluster), under a
+    # short path: a unix socket path holds at most 107 bytes.
+    control_dir = Path(tempfile.mkdtemp(prefix="pwrun-cp-"))
+    try:
+        with progress.live:
+            result = ansible_runner.run(
+                private_data_dir=str(private_dir),
+                playbook=str(CONTENT / "site.yml"),
+                inventory=str(inventory.resolve()),
+                limit=",".join(hosts),
+                extravars=extravars or {},
+                envvars={**ansible_env(), "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir)},
+                event_handler=progress,
+                quiet=True,
+                suppress_env_files=True,
+                skip_tags="tunnel",
+            )
+    finally:
+        close_control_masters(control_dir)
+        shutil.rmtree(control_dir, ignore_errors=True)
     failed = {h: r["failed"] for h, r in progress.rows.items() if r["failed"]}
     if failed or result.rc != 0:
         detail = "; ".join(f"{h}: {m}" for h, m in failed.items()) or f"ansible exit {result.rc}"

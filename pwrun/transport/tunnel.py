@@ -120,7 +120,6 @@ def open_tunnel(
 ) -> Tunnel:
     """Open a tunnel; with no `remote_port`, pick a free one (retrying on collisions)."""
     tunnels_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
-    relay = shlex.quote(RELAY.read_text())
     for _ in range(1 if remote_port else ATTEMPTS):
         port = remote_port or random.randint(*PORT_RANGE)
         log = tunnels_dir() / f"{name}.log"
@@ -129,12 +128,14 @@ def open_tunnel(
             "-o", "ServerAliveCountMax=3", "-R", f"127.0.0.1:{port}:127.0.0.1:{local_port}",
             multiplex=False,
         )  # fmt: skip
-        remote = f"exec python3 -u -c {relay} {shlex.quote(remote_address)} {port} {port}"
+        remote = f"exec python3 -u - {shlex.quote(remote_address)} {port} {port}"
         with open(log, "w") as out:
             proc = subprocess.Popen(
-                [*argv, remote], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                [*argv, remote], stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
+        proc.stdin.write(RELAY.read_bytes())  # `python3 -` reads the relay's code until EOF
+        proc.stdin.close()
         tunnel = Tunnel(name, target.host, local_port, remote_address, port, proc.pid, str(log))
         outcome = _wait_listening(proc, log)
         if outcome is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,19 +14,40 @@ from pwrun.lab import Lab
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = Path(__file__).with_name("workflows")
+ONE_SITE = WORKFLOWS / "one_site.executors.yml"
+
+
+def pwrun_env(home: Path) -> dict[str, str]:
+    return {**os.environ, "PWRUN_HOME": str(home / "state")}
 
 
 def pwrun(*args: str, home: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pwrun.cli", *args],
-        capture_output=True, text=True, timeout=timeout, cwd=home,
-        env={**os.environ, "PWRUN_HOME": str(home / "state")},
+        capture_output=True, text=True, timeout=timeout, cwd=home, env=pwrun_env(home),
     )  # fmt: skip
 
 
+def start_slow_run(lab: Lab, home: Path) -> subprocess.Popen:
+    """`pwrun run` of a workflow that waits after its first result; returns once it waits."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pwrun.cli", "run", str(WORKFLOWS / "slow.py"),
+         "-e", str(ONE_SITE), "-i", str(lab.inventory)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=home, env=pwrun_env(home),
+    )  # fmt: skip
+    for line in proc.stdout:
+        if line.strip() == "waiting":
+            return proc
+    proc.kill()
+    raise AssertionError(f"the run ended early: {proc.stderr.read()[-3000:]}")
+
+
 def assert_nothing_left(lab: Lab) -> None:
-    tunnels = subprocess.run(["pgrep", "-f", "-R 127.0.0.1:"], capture_output=True, text=True)
-    assert tunnels.stdout == "", "a tunnel process is left"
+    """No tunnel, interchange or ssh connection here; no block or run directory on any site."""
+    for pattern in ("-R 127.0.0.1:", "HTEX interchange", f"{lab.directory}.*mux"):
+        left = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True).stdout
+        assert left == "", f"left behind: {left}"
     for site in lab.sites:
         proc = lab.ssh(site, "squeue -h -u pwlab; ls -A ~/.pwrun/runs 2>/dev/null; true")
         assert proc.stdout.strip() == "", f"{site.name}: left {proc.stdout!r}"
@@ -55,3 +77,37 @@ def test_unknown_site_is_a_clear_error(lab: Lab, tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "map.site: no cluster 'site-z' in the inventory" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_workflow_failure_is_its_exit_code_and_teardown_runs(lab: Lab, tmp_path: Path) -> None:
+    proc = pwrun("run", str(WORKFLOWS / "fails.py"), "-e", str(ONE_SITE), "-i", str(lab.inventory),
+                 home=tmp_path)  # fmt: skip
+    assert proc.returncode == 1
+    assert "the app failed on purpose" in proc.stderr
+    assert_nothing_left(lab)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_mid_run_leaves_nothing(lab: Lab, tmp_path: Path, signum) -> None:
+    proc = start_slow_run(lab, tmp_path)
+    try:
+        assert lab.ssh("site-a", "squeue -h -u pwlab").stdout.strip(), "no block was running"
+        proc.send_signal(signum)
+        assert proc.wait(timeout=120) == 130
+    finally:
+        proc.kill()
+    assert "interrupted: torn down" in proc.stderr.read()
+    assert_nothing_left(lab)
+
+
+def test_kill_9_then_pwrun_down_leaves_nothing(lab: Lab, tmp_path: Path) -> None:
+    proc = start_slow_run(lab, tmp_path)
+    proc.kill()
+    proc.wait()
+    status = pwrun("status", home=tmp_path)
+    assert "(dead)" in status.stdout and "map" in status.stdout, status.stdout + status.stderr
+    down = pwrun("down", home=tmp_path)
+    assert down.returncode == 0, down.stderr
+    assert "torn down" in down.stdout
+    assert_nothing_left(lab)
+    assert "map" not in pwrun("status", home=tmp_path).stdout
