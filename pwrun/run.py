@@ -9,6 +9,7 @@ import shlex
 import signal
 import socket
 import sys
+import time
 import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from typing import Any
 
 import parsl
 from parsl.config import Config
+from rich.console import Console
 
 from pwrun import state
 from pwrun.errors import InfrastructureError, PwrunError
@@ -27,6 +29,8 @@ from pwrun.provision.runner import inventory_hosts, provision
 from pwrun.runstate import ExecutorRecord, RunRecord
 from pwrun.transport import tunnel
 from pwrun.transport.ssh import SSHTarget
+
+err = Console(stderr=True)
 
 
 def new_run_dir() -> Path:
@@ -129,36 +133,45 @@ def stop_on_signals() -> None:
 def run_on_sites(workflow: Path, args: list[str], executors_file: Path, inventory: Path) -> int:
     """The whole run: inventory, provision, tunnels, workflow; teardown also on failure."""
     stop_on_signals()
+    started = time.perf_counter()
     specs = load_executors(executors_file)
     hosts = inventory_hosts(inventory)
     plan_sites(specs, hosts, executors_file)
     record = RunRecord(new_run_dir(), str(workflow))
-    record.save()
+    record.timings["inventory"] = round(time.perf_counter() - started, 3)
     try:
-        sites = sorted({spec.site for spec in specs.values()})
-        record.set_status("provisioning")
-        facts = provision(inventory, sites, record.directory)
-        stop_on_signals()  # again: ansible-runner installs handlers of its own
-        record.set_status("connecting")
-        endpoints = {
-            label: connect(record, label, spec, hosts[spec.site], facts.get(spec.site, {}))
-            for label, spec in specs.items()
-        }
-        cert_dir = make_certificates(record.directory)
-        for endpoint in endpoints.values():
-            copy_certificates(cert_dir, endpoint)
-        config = render(specs, endpoints, record.directory, cert_dir)
-        (record.directory / "config.txt").write_text(repr(config))
+        with record.stage("provision"):
+            sites = sorted({spec.site for spec in specs.values()})
+            facts = provision(inventory, sites, record.directory)
+            stop_on_signals()  # again: ansible-runner installs handlers of its own
+        with record.stage("tunnels"):
+            endpoints = {
+                label: connect(record, label, spec, hosts[spec.site], facts.get(spec.site, {}))
+                for label, spec in specs.items()
+            }
+            cert_dir = make_certificates(record.directory)
+            for endpoint in endpoints.values():
+                copy_certificates(cert_dir, endpoint)
+            config = render(specs, endpoints, record.directory, cert_dir)
+            (record.directory / "config.txt").write_text(repr(config))
         with loaded(config) as dfk:
             record.interchanges = [
                 ex.interchange_proc.pid
                 for ex in dfk.executors.values()
                 if getattr(ex, "interchange_proc", None)
             ]
-            record.set_status("running")
-            return run_script(workflow, args)
+            with record.stage("workflow"):
+                code = run_script(workflow, args)
+            record.teardown_started = time.perf_counter()  # Parsl's own cleanup counts too
+        return code
     finally:
         problems = record.teardown()
+        err.print(
+            " · ".join(f"{name} {seconds:.1f}s" for name, seconds in record.timings.items())
+            + f"  ({record.directory})",
+            style="dim",
+            highlight=False,
+        )
         if problems:
             raise InfrastructureError("teardown incomplete: " + "; ".join(problems))
 

@@ -7,10 +7,13 @@ failure or Ctrl-C); `pwrun down` does the same for a run that was killed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import signal
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -67,6 +70,8 @@ class RunRecord:
     status: str = "starting"
     executors: list[ExecutorRecord] = field(default_factory=list)
     interchanges: list[int] = field(default_factory=list)  # PIDs of Parsl's local interchanges
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    teardown_started: float | None = field(default=None, repr=False)  # perf_counter, not saved
 
     @property
     def id(self) -> str:
@@ -75,6 +80,7 @@ class RunRecord:
     def save(self) -> None:
         data = asdict(self)
         data["directory"] = str(self.directory)
+        del data["teardown_started"]
         (self.directory / RECORD).write_text(json.dumps(data, indent=1))
 
     def add(self, executor: ExecutorRecord) -> None:
@@ -85,6 +91,17 @@ class RunRecord:
     def set_status(self, status: str) -> None:
         self.status = status
         self.save()
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Mark the run as being in stage `name` and record how long the stage took."""
+        self.set_status(name)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - start, 3)
+            self.save()
 
     @classmethod
     def load(cls, directory: Path) -> RunRecord:
@@ -102,6 +119,7 @@ class RunRecord:
 
     def teardown(self) -> list[str]:
         """Undo everything recorded; return one message per site that could not be cleaned."""
+        start = self.teardown_started or time.perf_counter()
         problems = []
         for pid in self.interchanges:  # normally gone with the DFK; left when pwrun was killed
             if b"interchange" in _cmdline(pid):
@@ -111,6 +129,7 @@ class RunRecord:
                 executor.teardown()
             except InfrastructureError as exc:
                 problems.append(f"{executor.label}: {exc}")
+        self.timings["teardown"] = round(time.perf_counter() - start, 3)
         self.set_status("down" if not problems else "teardown-failed")
         return problems
 

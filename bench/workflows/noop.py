@@ -1,0 +1,30 @@
+"""Time to a first result from every executor, then N no-op tasks on the first one."""
+
+import sys
+import time
+
+import parsl
+from parsl import python_app
+
+import pwrun
+
+
+def nothing() -> None:
+    return None
+
+
+if __name__ == "__main__":
+    tasks = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    start = time.perf_counter()
+    dfk = parsl.load(pwrun.config())
+    labels = [label for label in dfk.executors if not label.startswith("_parsl")]
+    apps = {label: python_app(nothing, executors=[label]) for label in labels}
+    for future in [app() for app in apps.values()]:
+        future.result()
+    print(f"first result {time.perf_counter() - start:.2f} s")
+    if tasks:
+        start = time.perf_counter()
+        for future in [apps[labels[0]]() for _ in range(tasks)]:
+            future.result()
+        elapsed = time.perf_counter() - start
+        print(f"throughput {tasks / elapsed:.1f} tasks/s ({tasks} tasks in {elapsed:.2f} s)")
