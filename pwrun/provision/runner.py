@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -19,7 +20,16 @@ from rich.table import Table
 from pwrun import state
 from pwrun.errors import InfrastructureError, PwrunError
 
-CONTENT = Path(__file__).resolve().parents[2]  # site.yml, roles/, playbooks/, ansible.cfg
+
+def content_dir() -> Path:
+    """Where site.yml, roles/, playbooks/ and ansible.cfg are: the source tree, else the install."""
+    for candidate in (Path(__file__).resolve().parents[2], Path(sys.prefix) / "share" / "pwrun"):
+        if (candidate / "site.yml").is_file():
+            return candidate
+    raise PwrunError(f"pwrun's Ansible content (site.yml, roles) is missing from {sys.prefix}")
+
+
+CONTENT = content_dir()
 
 
 def ansible_env() -> dict[str, str]:
