@@ -71,8 +71,6 @@ def run(
 
     if executors is None:
         raise typer.Exit(run_workflow(workflow, args or []))
-    if inventory is None:
-        raise PwrunError("--executors needs --inventory (a static inventory or a *.pwrun.yml)")
     try:
         code = run_on_sites(workflow, args or [], executors, inventory)
     except KeyboardInterrupt:

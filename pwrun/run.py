@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import runpy
-import shlex
 import signal
-import socket
 import sys
 import time
 import traceback
@@ -23,7 +20,7 @@ from rich.console import Console
 from pwrun import state
 from pwrun.errors import InfrastructureError, PwrunError
 from pwrun.parslcfg import local_config
-from pwrun.parslcfg.executors import ExecutorSpec, load_executors
+from pwrun.parslcfg.executors import LOCAL_SITE, ExecutorSpec, load_executors
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
 from pwrun.provision.runner import inventory_hosts, provision
 from pwrun.runstate import ExecutorRecord, RunRecord
@@ -88,30 +85,13 @@ def run_workflow(workflow: Path, args: list[str]) -> int:
         return run_script(workflow, args)
 
 
-def free_loopback_port() -> int:
-    """A port free on workstation loopback now, for an interchange to bind."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def ssh_target(hostvars: dict[str, Any]) -> SSHTarget:
-    """How Ansible reaches a host, as an SSHTarget (same key, user, known_hosts, options)."""
-    options = shlex.split(hostvars.get("ansible_ssh_common_args", ""))
-    return SSHTarget(
-        host=hostvars["ansible_host"],
-        user=hostvars.get("ansible_user"),
-        port=hostvars.get("ansible_port"),
-        identity_file=hostvars.get("ansible_ssh_private_key_file"),
-        options=tuple(o for flag, o in itertools.pairwise(options) if flag == "-o"),
-    )
-
-
 def plan_sites(
     specs: dict[str, ExecutorSpec], hosts: dict[str, dict[str, Any]], executors_file: Path
 ) -> None:
     """Check that every label's site exists in the inventory and is on."""
     for label, spec in specs.items():
+        if spec.site == LOCAL_SITE:
+            continue
         where = f"{executors_file}: {label}.site"
         if spec.site not in hosts:
             known = ", ".join(sorted(hosts)) or "none"
@@ -130,24 +110,30 @@ def stop_on_signals() -> None:
         signal.signal(signum, interrupt)
 
 
-def run_on_sites(workflow: Path, args: list[str], executors_file: Path, inventory: Path) -> int:
+def run_on_sites(
+    workflow: Path, args: list[str], executors_file: Path, inventory: Path | None
+) -> int:
     """The whole run: inventory, provision, tunnels, workflow; teardown also on failure."""
     stop_on_signals()
     started = time.perf_counter()
     specs = load_executors(executors_file)
-    hosts = inventory_hosts(inventory)
+    needs_inventory = [label for label, spec in specs.items() if spec.site != LOCAL_SITE]
+    if needs_inventory and inventory is None:
+        raise PwrunError(f"{executors_file}: {needs_inventory[0]}.site: clusters need -i INVENTORY")
+    hosts = inventory_hosts(inventory) if needs_inventory else {}
     plan_sites(specs, hosts, executors_file)
     record = RunRecord(new_run_dir(), str(workflow))
     record.timings["inventory"] = round(time.perf_counter() - started, 3)
     try:
+        remote = {label: spec for label, spec in specs.items() if spec.site != LOCAL_SITE}
         with record.stage("provision"):
-            sites = sorted({spec.site for spec in specs.values()})
-            facts = provision(inventory, sites, record.directory)
+            sites = sorted({spec.site for spec in remote.values()})
+            facts = provision(inventory, sites, record.directory) if sites else {}
             stop_on_signals()  # again: ansible-runner installs handlers of its own
         with record.stage("tunnels"):
             endpoints = {
                 label: connect(record, label, spec, hosts[spec.site], facts.get(spec.site, {}))
-                for label, spec in specs.items()
+                for label, spec in remote.items()
             }
             cert_dir = make_certificates(record.directory)
             for endpoint in endpoints.values():
@@ -180,14 +166,21 @@ def connect(
     record: RunRecord, label: str, spec: ExecutorSpec, hostvars: dict[str, Any], facts: dict
 ) -> SiteEndpoint:
     """Open one executor's tunnel and make its remote run directory, recording both first."""
-    target = ssh_target(hostvars)
+    target = SSHTarget.from_ansible(
+        hostvars["ansible_host"],
+        hostvars.get("ansible_user"),
+        hostvars.get("ansible_port"),
+        hostvars.get("ansible_ssh_private_key_file"),
+        hostvars.get("ansible_ssh_common_args", ""),
+    )
     home = target.run("echo $HOME").stdout.strip()
+    base = home + spec.run_dir[1:] if spec.run_dir.startswith("~/") else spec.run_dir
     address = hostvars.get("pwrun_private_address") or hostvars["ansible_host"]
     executor = ExecutorRecord(
-        label, spec.site, target, f"{home}/.pwrun/runs/{record.id}/{label}", f"{record.id}-{label}"
+        label, spec.site, target, f"{base}/{record.id}/{label}", f"{record.id}-{label}"
     )
     record.add(executor)
-    opened, _ = tunnel.ensure(executor.tunnel, target, free_loopback_port(), address)
+    opened, _ = tunnel.ensure(executor.tunnel, target, tunnel.free_loopback_port(), address)
     return SiteEndpoint(
         ssh=target,
         internal_address=address,

@@ -5,7 +5,7 @@ or more compute nodes (slurmd), each in its own network, UTS, mount and PID name
 nodes reach only their login node; no node reaches the workstation (the root namespace), another
 site or the internet; the workstation reaches a site only by ssh to its login node. Everything a
 lab makes lives in its directory, its namespaces and one nftables table per site, and `down()`
-removes all of it. Needs root and the Debian packages listed in ``.ci/run``.
+removes all of it. Needs root and the Debian packages that ``tests/all.sh`` installs.
 """
 
 from __future__ import annotations

@@ -12,18 +12,23 @@ from parsl.providers import LocalProvider
 LOCAL_LABEL = "local"
 
 
-def local_config(run_dir: Path, workers: int | None = None) -> Config:
-    """The embedded default: one encrypted HTEX whose workers run on this machine."""
-    return Config(
-        executors=[
-            HighThroughputExecutor(
-                label=LOCAL_LABEL,
-                address="127.0.0.1",
-                max_workers_per_node=workers or os.cpu_count() or 1,
-                provider=LocalProvider(init_blocks=1, min_blocks=0, max_blocks=1),
-                encrypted=True,
-            )
-        ],
-        run_dir=str(run_dir / "runinfo"),
-        strategy_period=1,
+def local_executor(
+    label: str = LOCAL_LABEL,
+    max_workers_per_node: int | None = None,
+    cores_per_worker: float = 1.0,
+    worker_init: str = "",
+) -> HighThroughputExecutor:
+    """An encrypted HTEX whose workers run on this machine (the embedded local site)."""
+    return HighThroughputExecutor(
+        label=label,
+        address="127.0.0.1",
+        max_workers_per_node=max_workers_per_node or os.cpu_count() or 1,
+        cores_per_worker=cores_per_worker,
+        provider=LocalProvider(init_blocks=1, min_blocks=0, max_blocks=1, worker_init=worker_init),
+        encrypted=True,
     )
+
+
+def local_config(run_dir: Path) -> Config:
+    """The embedded default: one local executor, labelled 'local'."""
+    return Config(executors=[local_executor()], run_dir=str(run_dir / "runinfo"), strategy_period=1)

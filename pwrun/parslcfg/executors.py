@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pwrun.errors import PwrunError
+
+LOCAL_SITE = "local"
 
 
 class ExecutorSpec(BaseModel):
@@ -29,7 +31,9 @@ class ExecutorSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     site: str = Field(description="Inventory host (cluster name); 'local' for this machine.")
-    provider: Literal["slurm", "local"] = "slurm"
+    provider: Literal["slurm", "local"] | None = Field(
+        None, description="slurm on a cluster, local on this machine (the default for each)."
+    )
     partition: str | None = None
     nodes_per_block: int = Field(1, ge=1)
     init_blocks: int = Field(1, ge=0)
@@ -42,7 +46,20 @@ class ExecutorSpec(BaseModel):
     scheduler_options: str = ""
     env: dict[str, str] = Field(default_factory=dict)
     worker_init: str = ""
-    run_dir: str | None = Field(None, description="Remote directory for this run's files.")
+    run_dir: str = Field(
+        "~/.pwrun/runs", description="Directory on the site under which each run keeps its files."
+    )
+
+    @model_validator(mode="after")
+    def _provider_matches_site(self) -> ExecutorSpec:
+        expected = "local" if self.site == LOCAL_SITE else "slurm"
+        if self.provider not in (None, expected):
+            raise ValueError(
+                f"provider {self.provider} does not run on site {self.site!r}: "
+                + ("use site: local" if self.provider == "local" else "use a cluster's name")
+            )
+        self.provider = expected
+        return self
 
     @field_validator("env")
     @classmethod
@@ -125,6 +142,8 @@ def describe(label: str, exc: ValueError) -> str:
     """One line per problem: label.field: message."""
     if isinstance(exc, ValidationError):
         return "; ".join(
-            f"{label}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            ".".join([str(label), *map(str, e["loc"])])
+            + f": {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
         )
     return str(exc)

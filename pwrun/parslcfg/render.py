@@ -16,7 +16,8 @@ from parsl.curvezmq import create_certificates
 from parsl.executors import HighThroughputExecutor
 from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 
-from pwrun.parslcfg.executors import ExecutorSpec
+from pwrun.parslcfg import local_executor
+from pwrun.parslcfg.executors import LOCAL_SITE, ExecutorSpec
 from pwrun.parslcfg.remote import RemoteSlurmProvider
 from pwrun.transport.ssh import SSHTarget
 
@@ -98,10 +99,18 @@ def copy_certificates(cert_dir: Path, site: SiteEndpoint) -> None:
 def render(
     specs: dict[str, ExecutorSpec], sites: dict[str, SiteEndpoint], run_dir: Path, cert_dir: Path
 ) -> Config:
-    """The run's Config: one executor per label, in the order of the executors file."""
+    """The run's Config: one executor per label, in the order of the executors file.
+
+    Labels on the local site run on this machine; every other label has an endpoint in `sites`.
+    """
     return Config(
         executors=[
-            site_executor(label, spec, sites[label], str(cert_dir)) for label, spec in specs.items()
+            local_executor(
+                label, spec.max_workers_per_node, spec.cores_per_worker, spec.worker_init
+            )
+            if spec.site == LOCAL_SITE
+            else site_executor(label, spec, sites[label], str(cert_dir))
+            for label, spec in specs.items()
         ],
         run_dir=str(run_dir / "runinfo"),
         strategy_period=1,

@@ -145,7 +145,7 @@ def provision(
                 event_handler=progress,
                 quiet=True,
                 suppress_env_files=True,
-                skip_tags="tunnel",
+                skip_tags="tunnel,ssh_access",
             )
     finally:
         close_control_masters(control_dir)

@@ -1,48 +1,10 @@
-"""What the tunnel role asks for: an SSHTarget from Ansible connection vars, present/absent."""
+"""What the tunnel role asks for: a tunnel present (kept or reopened) or absent."""
 
 from __future__ import annotations
-
-import shlex
-import socket
 
 from pwrun.errors import InfrastructureError
 from pwrun.transport import tunnel
 from pwrun.transport.ssh import SSHTarget
-
-
-def target(
-    host: str,
-    user: str | None = None,
-    port: int | None = None,
-    identity_file: str | None = None,
-    ssh_args: str = "",
-) -> SSHTarget:
-    """An SSHTarget from Ansible's connection vars; `-o` options come from `ssh_args`."""
-    words = shlex.split(ssh_args or "")
-    options: list[str] = []
-    known_hosts = None
-    for i, word in enumerate(words):
-        if word == "-o" and i + 1 < len(words):
-            option = words[i + 1]
-        elif word.startswith("-o") and len(word) > 2:
-            option = word[2:]
-        else:
-            continue
-        key, _, value = option.replace("=", " ", 1).partition(" ")
-        if key.lower() == "userknownhostsfile":
-            known_hosts = value.strip()
-        elif key.lower() not in ("stricthostkeychecking", "controlmaster", "controlpath"):
-            options.append(f"{key}={value.strip()}")
-    return SSHTarget(
-        host, user or None, port or None, identity_file or None, known_hosts, None, tuple(options)
-    )
-
-
-def free_local_port() -> int:
-    """A port nothing listens on at the workstation's loopback now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def present(
@@ -56,7 +18,7 @@ def present(
     """Keep a healthy matching tunnel or (re)open it; 0 ports mean keep current or choose."""
     current = tunnel.load(name)
     healthy = current is not None and current.alive() and current.host == ssh.host
-    local_port = local_port or (current.local_port if current else 0) or free_local_port()
+    local_port = local_port or (current.local_port if current else 0) or tunnel.free_loopback_port()
     if check:
         keep = (
             healthy

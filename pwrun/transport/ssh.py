@@ -26,6 +26,45 @@ class SSHTarget:
     config_file: str | None = None
     options: tuple[str, ...] = field(default=())
 
+    @classmethod
+    def from_ansible(
+        cls,
+        host: str,
+        user: str | None = None,
+        port: int | None = None,
+        identity_file: str | None = None,
+        ssh_args: str = "",
+    ) -> SSHTarget:
+        """The target Ansible reaches with these connection vars (`-o` options from ssh_args).
+
+        pwrun keeps host-key checking on and manages its own shared connections, so
+        StrictHostKeyChecking, ControlMaster and ControlPath options are not carried over.
+        """
+        words = shlex.split(ssh_args or "")
+        options: list[str] = []
+        known_hosts = None
+        for i, word in enumerate(words):
+            if word == "-o" and i + 1 < len(words):
+                option = words[i + 1]
+            elif word.startswith("-o") and len(word) > 2:
+                option = word[2:]
+            else:
+                continue
+            key, _, value = option.replace("=", " ", 1).partition(" ")
+            if key.lower() == "userknownhostsfile":
+                known_hosts = value.strip()
+            elif key.lower() not in ("stricthostkeychecking", "controlmaster", "controlpath"):
+                options.append(f"{key}={value.strip()}")
+        return cls(
+            host,
+            user or None,
+            port or None,
+            identity_file or None,
+            known_hosts,
+            None,
+            tuple(options),
+        )
+
     @property
     def destination(self) -> str:
         return f"{self.user}@{self.host}" if self.user else self.host

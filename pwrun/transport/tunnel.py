@@ -14,6 +14,7 @@ import os
 import random
 import shlex
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -62,6 +63,13 @@ class Tunnel:
                 os.kill(self.pid, signal.SIGKILL)
         record_path(self.name).unlink(missing_ok=True)
         Path(self.log).unlink(missing_ok=True)
+
+
+def free_loopback_port() -> int:
+    """A port nothing listens on at the workstation's loopback now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def tunnels_dir() -> Path:

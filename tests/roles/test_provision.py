@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pwrun.errors import PwrunError
-from pwrun.provision import pyenv, slurm, sshconf, tunnels
+from pwrun.provision import pyenv, slurm, sshconf
+from pwrun.transport.ssh import SSHTarget
 
 SINFO = "compute*|2|2|up\ngpu|4+|1|up\ndebug|8|3|down\n"
 
@@ -53,7 +54,7 @@ def test_plan_pins_the_workstations_parsl_and_keys_by_content() -> None:
 
 
 def test_tunnel_target_takes_connection_vars_and_ssh_options() -> None:
-    target = tunnels.target(
+    target = SSHTarget.from_ansible(
         "10.0.0.5", "alice", 2222, "/keys/id",
         "-o UserKnownHostsFile=/tmp/kh -o StrictHostKeyChecking=no -oConnectTimeout=5"
         " -o 'ProxyJump bastion'",

@@ -84,3 +84,14 @@ def test_parsl_utils_unknown_field(tmp_path: Path) -> None:
     path = write(tmp_path, "executors.json", json.dumps({"e": {"POOL": "p", "NODEZ": 1}}))
     with pytest.raises(PwrunError, match="e: unknown field NODEZ"):
         load_executors(path)
+
+
+def test_local_site_runs_on_this_machine(tmp_path: Path) -> None:
+    spec = load_executors(write(tmp_path, "e.yml", "here:\n  site: local\n"))["here"]
+    assert spec.provider == "local"
+    with pytest.raises(
+        PwrunError, match=r"e\.yml: here: provider slurm does not run on site 'local'"
+    ):
+        load_executors(write(tmp_path, "e.yml", "here:\n  site: local\n  provider: slurm\n"))
+    with pytest.raises(PwrunError, match="here: provider local does not run on site 'a'"):
+        load_executors(write(tmp_path, "e.yml", "here:\n  site: a\n  provider: local\n"))

@@ -111,3 +111,18 @@ def test_kill_9_then_pwrun_down_leaves_nothing(lab: Lab, tmp_path: Path) -> None
     assert "torn down" in down.stdout
     assert_nothing_left(lab)
     assert "map" not in pwrun("status", home=tmp_path).stdout
+
+
+def test_local_and_remote_labels_in_one_run(lab: Lab, tmp_path: Path) -> None:
+    """A label on the local site runs here, beside a cluster's label; no inventory entry needed."""
+    executors = tmp_path / "executors.yml"
+    executors.write_text(
+        "map:\n  site: site-a\n  partition: compute\n  max_workers_per_node: 2\n"
+        "gpu:\n  site: local\n  max_workers_per_node: 1\n"
+    )
+    proc = pwrun("run", str(ROOT / "examples/multisite.py"), "-e", str(executors),
+                 "-i", str(lab.inventory), home=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[-1].startswith("sum of squares 140 computed on ")
+    assert proc.stdout.splitlines()[-1].endswith("/None")  # not a Slurm job: this machine
+    assert_nothing_left(lab)

@@ -73,6 +73,7 @@ def main() -> None:
     try:
         from pwrun.errors import PwrunError
         from pwrun.provision import tunnels
+        from pwrun.transport.ssh import SSHTarget
     except ImportError as exc:
         module.fail_json(msg=f"pwrun is not importable by this module's Python: {exc}")
     p = module.params
@@ -82,7 +83,9 @@ def main() -> None:
             module.exit_json(changed=changed, ansible_facts={"pwrun_tunnel": {}})
         facts, changed = tunnels.present(
             p["name"],
-            tunnels.target(p["host"], p["user"], p["port"], p["identity_file"], p["ssh_args"]),
+            SSHTarget.from_ansible(
+                p["host"], p["user"], p["port"], p["identity_file"], p["ssh_args"]
+            ),
             p["local_port"],
             p["remote_address"],
             p["remote_port"],
