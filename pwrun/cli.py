@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from pwrun import __version__
+from pwrun.console import err
 from pwrun.errors import InfrastructureError, PwrunError
 
 app = typer.Typer(
@@ -21,7 +22,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err = Console(stderr=True)
 
 
 def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import runpy
 import signal
 import sys
@@ -15,9 +16,9 @@ from typing import Any
 
 import parsl
 from parsl.config import Config
-from rich.console import Console
 
 from pwrun import state
+from pwrun.console import err
 from pwrun.errors import InfrastructureError, PwrunError
 from pwrun.parslcfg import local_config
 from pwrun.parslcfg.executors import LOCAL_SITE, ExecutorSpec, load_executors
@@ -26,8 +27,6 @@ from pwrun.provision.runner import inventory_hosts, provision
 from pwrun.runstate import ExecutorRecord, RunRecord
 from pwrun.transport import tunnel
 from pwrun.transport.ssh import SSHTarget
-
-err = Console(stderr=True)
 
 
 def new_run_dir() -> Path:
@@ -70,8 +69,17 @@ def run_script(path: Path, args: list[str]) -> int:
             return exc.code or 0
         print(exc.code, file=sys.stderr)
         return 1
-    except Exception:  # the workflow's own failure: show its traceback, it is the user's code
+    except Exception as exc:  # the workflow's own failure: show its traceback, it is user code
         traceback.print_exc()
+        if match := re.search(r"requested invalid executor (\S+)", str(exc)):
+            labels = ", ".join(
+                label for label in parsl.dfk().executors if label != "_parsl_internal"
+            )
+            err.print(
+                f"[bold red]error:[/] an app asked for executor {match[1]!r}, which this run does "
+                f"not have (its labels: {labels}): add it to the executors file",
+                highlight=False,
+            )
         return 1
     finally:
         sys.argv = saved_argv

@@ -1,0 +1,60 @@
+"""`pwrun run` on the embedded local site, and bad input caught before anything is made."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = Path(__file__).with_name("workflows")
+
+
+def pwrun(*args: str, home: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pwrun.cli", *args],
+        capture_output=True, text=True, timeout=300, cwd=home,
+        env={**os.environ, "PWRUN_HOME": str(home / "state")},
+    )  # fmt: skip
+
+
+def test_quick_start_runs_hello_on_the_local_site(tmp_path: Path) -> None:
+    proc = pwrun("run", str(ROOT / "examples/hello.py"), home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[:4]] == [f"task {i}" for i in range(4)]
+    assert lines[-1].startswith("workflow ran from ")
+
+
+def test_unknown_label_in_an_app_says_which_labels_exist(tmp_path: Path) -> None:
+    executors = tmp_path / "executors.yml"
+    executors.write_text("here:\n  site: local\n  max_workers_per_node: 1\n")
+    proc = pwrun("run", str(WORKFLOWS / "bad_label.py"), "-e", str(executors), home=tmp_path)
+    assert proc.returncode == 1
+    assert "an app asked for executor 'nope', which this run does not have" in proc.stderr
+    assert "(its labels: here)" in proc.stderr
+
+
+def test_a_cluster_that_is_off_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        "all:\n  hosts:\n    sleepy:\n      ansible_host: 127.0.0.1\n      pwrun_status: 'off'\n"
+    )
+    executors = tmp_path / "executors.yml"
+    executors.write_text("map:\n  site: sleepy\n")
+    proc = pwrun("run", str(ROOT / "examples/hello.py"), "-e", str(executors), "-i",
+                 str(inventory), home=tmp_path)  # fmt: skip
+    assert proc.returncode == 2
+    assert "map.site: cluster 'sleepy' is off; start it first" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "state" / "runs").exists()  # nothing made
+
+
+def test_bad_inventory_file_names_it(tmp_path: Path) -> None:
+    executors = tmp_path / "executors.yml"
+    executors.write_text("map:\n  site: a\n")
+    proc = pwrun("run", str(ROOT / "examples/hello.py"), "-e", str(executors), "-i",
+                 str(tmp_path / "missing.yml"), home=tmp_path)  # fmt: skip
+    assert proc.returncode == 2
+    assert f"{tmp_path / 'missing.yml'}: inventory not found" in proc.stderr.replace("\n", "")
