@@ -39,7 +39,7 @@ async def main(listen_address, listen_port, target_port):
     print("listening", flush=True)
     session = os.getppid()
     while os.getppid() == session:  # reparented: the ssh session ended
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.05)
     server.close()
 
 
