@@ -164,7 +164,7 @@ def provision(
     if unknown:
         raise PwrunError(f"{inventory}: no cluster {', '.join(unknown)} in the inventory")
     chosen = limit or [h for h, v in hosts.items() if v.get("pwrun_status", "on") == "on"]
-    facts = run_site_yml(inventory, sorted(chosen), new_run_dir())
+    facts = run_site_yml({host: hosts[host] for host in chosen}, new_run_dir())
     table = Table("cluster", "worker env", "partitions", "cores/node")
     for host in sorted(chosen):
         f = facts.get(host, {})

@@ -135,8 +135,8 @@ def run_on_sites(
     try:
         remote = {label: spec for label, spec in specs.items() if spec.site != LOCAL_SITE}
         with record.stage("provision"):
-            sites = sorted({spec.site for spec in remote.values()})
-            facts = provision(inventory, sites, record.directory) if sites else {}
+            sites = {spec.site: hosts[spec.site] for spec in remote.values()}
+            facts = provision(sites, record.directory) if sites else {}
             stop_on_signals()  # again: ansible-runner installs handlers of its own
         with record.stage("tunnels"):
             endpoints = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,7 @@ def content_dir() -> Path:
 
 
 CONTENT = content_dir()
+SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSW|CREDENTIAL", re.IGNORECASE)
 
 
 def ansible_env() -> dict[str, str]:
@@ -122,14 +124,29 @@ def failure_message(data: dict[str, Any]) -> str:
     return str(message).strip().splitlines()[-1][:200]
 
 
+def secrets_blanked() -> dict[str, str]:
+    """Every secret-looking variable of this environment, set to "".
+
+    ansible-runner records the whole environment of the ansible process in its artifacts
+    (artifacts/<id>/command); these overrides keep API keys and cloud credentials out of it.
+    """
+    return {name: "" for name in os.environ if SECRET_NAME.search(name)}
+
+
 def provision(
-    inventory: Path, hosts: list[str], run_dir: Path, extravars: dict[str, Any] | None = None
+    hostvars: dict[str, dict[str, Any]], run_dir: Path, extravars: dict[str, Any] | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Run site.yml on `hosts` in parallel; return each host's facts; name every failed host."""
-    console = Console(stderr=True)
-    progress = Progress(hosts, console)
+    """Run site.yml on these hosts in parallel; return each host's facts; name every failure.
+
+    Ansible gets a snapshot of the hosts' resolved variables, not the inventory source: a
+    dynamic inventory is not queried twice, and needs no credentials here.
+    """
+    hosts = sorted(hostvars)
+    progress = Progress(hosts, Console(stderr=True))
     private_dir = run_dir / "ansible"
     private_dir.mkdir(mode=0o700)
+    inventory = private_dir / "inventory.json"
+    inventory.write_text(json.dumps({"all": {"hosts": hostvars}}, indent=1))
     # This run's own shared connections (an address may be reused by another cluster), under a
     # short path: a unix socket path holds at most 107 bytes.
     control_dir = Path(tempfile.mkdtemp(prefix="pwrun-cp-"))
@@ -138,10 +155,13 @@ def provision(
             result = ansible_runner.run(
                 private_data_dir=str(private_dir),
                 playbook=str(CONTENT / "site.yml"),
-                inventory=str(inventory.resolve()),
-                limit=",".join(hosts),
+                inventory=str(inventory),
                 extravars=extravars or {},
-                envvars={**ansible_env(), "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir)},
+                envvars={
+                    **secrets_blanked(),
+                    **ansible_env(),
+                    "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
+                },
                 event_handler=progress,
                 quiet=True,
                 suppress_env_files=True,

@@ -53,13 +53,22 @@ def assert_nothing_left(lab: Lab) -> None:
         assert proc.stdout.strip() == "", f"{site.name}: left {proc.stdout!r}"
 
 
-def test_multisite_run(lab: Lab, tmp_path: Path) -> None:
+def test_multisite_run(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    canaries = {"PW_API_KEY": "pwt_canary_key", "AWS_SECRET_ACCESS_KEY": "canary_aws_secret"}
+    for name, value in canaries.items():
+        monkeypatch.setenv(name, value)
     proc = pwrun(
         "run", str(ROOT / "examples/multisite.py"),
         "-e", str(ROOT / "examples/multisite.executors.yml"), "-i", str(lab.inventory),
         home=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = next((tmp_path / "state" / "runs").iterdir())
+    assert {p.name for p in run_dir.iterdir()} >= {"run.json", "config.txt", "ansible", "runinfo"}
+    for path in run_dir.rglob("*"):  # runner artifacts record the environment: secrets blanked
+        if path.is_file():
+            text = path.read_bytes()
+            assert not any(v.encode() in text for v in canaries.values()), path
     lines = proc.stdout.splitlines()
     a, b = lab.sites
     compute_nodes = {f"{n.hostname}/compute" for n in a.computes}
@@ -126,3 +135,13 @@ def test_local_and_remote_labels_in_one_run(lab: Lab, tmp_path: Path) -> None:
     assert proc.stdout.splitlines()[-1].startswith("sum of squares 140 computed on ")
     assert proc.stdout.splitlines()[-1].endswith("/None")  # not a Slurm job: this machine
     assert_nothing_left(lab)
+
+
+def test_provision_reports_each_cluster(lab: Lab, tmp_path: Path) -> None:
+    proc = pwrun("provision", "-i", str(lab.inventory), "-l", "site-b", home=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = next(line for line in proc.stdout.splitlines() if "site-b" in line)
+    assert ".pwrun/envs/parsl-" in row and "compute,gpu" in row
+    unknown = pwrun("provision", "-i", str(lab.inventory), "-l", "site-z", home=tmp_path)
+    assert unknown.returncode == 2
+    assert "no cluster site-z in the inventory" in unknown.stderr
