@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pwrun.inventory import list_configured, load_config  # noqa: E402
+from pwrun.provision.runner import unwrap  # noqa: E402
 from tests.emulators.aws_ec2 import Ec2Emulator  # noqa: E402
 from tests.emulators.azure_arm import AzureArmEmulator  # noqa: E402
 from tests.emulators.gcp_compute import GcpComputeEmulator  # noqa: E402
@@ -153,6 +154,15 @@ def main() -> None:
             lambda: ansible_inventory(everything, env, "--flush-cache", hosts=total), repeat
         )
         plugin_cached = timed(lambda: ansible_inventory(everything, env, hosts=total), repeat)
+        # Ansible's own floor: the same hosts and variables from a static JSON file.
+        listed = subprocess.run(
+            [ANSIBLE_INVENTORY, "-i", str(everything), "--list"],
+            cwd=REPO, env=env, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        static = work / "static.json"
+        hostvars = unwrap(json.loads(listed)["_meta"]["hostvars"])
+        static.write_text(json.dumps({"all": {"hosts": hostvars}}))
+        static_list = timed(lambda: ansible_inventory(static, env, hosts=total), repeat)
 
         ours, theirs = [], []
         for _ in range(repeat):  # interleaved, so drift on a noisy machine hits both alike
@@ -167,6 +177,10 @@ def main() -> None:
         ("plugin (ansible-inventory --list)", plugin_cold, plugin_cached),
     ):
         print(f"{label:38}{cold:9.3f}{cached:10.3f}{cached / cold:13.2f}")
+    print(
+        f"{'static JSON file, same hosts and vars':38}{'':9}{static_list:10.3f}"
+        f"  (Ansible's floor: cached plugin / static = {plugin_cached / static_list:.2f})"
+    )
     print(f"\nEC2 only, {n} moto instances, ansible-inventory --list, no cache")
     print(f"{'pwrun plugin':38}{ours_median:9.3f} s")
     print(f"{'amazon.aws.aws_ec2':38}{theirs_median:9.3f} s")
