@@ -58,3 +58,17 @@ def test_bad_inventory_file_names_it(tmp_path: Path) -> None:
                  str(tmp_path / "missing.yml"), home=tmp_path)  # fmt: skip
     assert proc.returncode == 2
     assert f"{tmp_path / 'missing.yml'}: inventory not found" in proc.stderr.replace("\n", "")
+
+
+def test_a_workflow_need_not_call_parsl_load(tmp_path: Path) -> None:
+    proc = pwrun("run", str(WORKFLOWS / "no_load.py"), home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "20"
+
+
+def test_workflow_arguments_and_exit_code_pass_through(tmp_path: Path) -> None:
+    script = tmp_path / "exits.py"
+    script.write_text("import sys\nprint(sys.argv[1:])\nsys.exit(7)\n")
+    proc = pwrun("run", str(script), "a", "b", home=tmp_path)
+    assert proc.returncode == 7
+    assert proc.stdout.strip() == "['a', 'b']"
