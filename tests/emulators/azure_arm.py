@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from tests.emulators.cloud_http import ApiError, JsonServer, Reply, Request, TlsFiles
+from tests.emulators.cloud_http import ApiError, JsonServer, Reply, Request, Served, TlsFiles
 
 ARM_SCOPE = "https://management.azure.com/.default"
 SUB = r"/subscriptions/(?P<sub>[^/]+)"
@@ -43,7 +43,7 @@ class Subscription:
     groups: set[str] = field(default_factory=set)
 
 
-class AzureArmEmulator:
+class AzureArmEmulator(Served):
     """ARM list APIs with api-version checks, nextLink paging, and real bearer-token checks."""
 
     def __init__(self, directory: Path, page_size: int = 100) -> None:
@@ -65,17 +65,6 @@ class AzureArmEmulator:
         )
         route("GET", SUB + RG + r"/providers/Microsoft\.Network/networkInterfaces", self._nics)
         route("GET", SUB + RG + r"/providers/Microsoft\.Network/publicIPAddresses", self._pips)
-
-    def __enter__(self) -> AzureArmEmulator:
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.stop()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     @property
     def ca_file(self) -> Path:

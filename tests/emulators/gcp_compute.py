@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.emulators.cloud_http import ApiError, JsonServer, Reply, Request
+from tests.emulators.cloud_http import ApiError, JsonServer, Reply, Request, Served
 
 API = "https://www.googleapis.com/compute/v1"
 MAX_PAGE = 500
@@ -66,7 +66,7 @@ def _b64decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
-class GcpComputeEmulator:
+class GcpComputeEmulator(Served):
     """Compute Engine instances.list / aggregatedList with real paging, filter and auth."""
 
     def __init__(self) -> None:
@@ -86,17 +86,6 @@ class GcpComputeEmulator:
             r"/compute/v1/projects/(?P<project>[^/]+)/aggregated/instances",
             self._aggregated,
         )
-
-    def __enter__(self) -> GcpComputeEmulator:
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.stop()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     # --- test set-up -------------------------------------------------------------------------
 

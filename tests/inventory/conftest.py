@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from pwrun.provision.runner import unwrap
 from tests.emulators.pw_api import PwApiEmulator, pw_cluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,17 +97,6 @@ def pwrun_cli(pw_env: dict) -> Callable[..., subprocess.CompletedProcess]:
     return invoke
 
 
-def untrusted(data: Any) -> Any:
-    """ansible-inventory marks API strings as untrusted ({"__ansible_unsafe": s}); unwrap them."""
-    if isinstance(data, dict):
-        if set(data) == {"__ansible_unsafe"}:
-            return data["__ansible_unsafe"]
-        return {key: untrusted(value) for key, value in data.items()}
-    if isinstance(data, list):
-        return [untrusted(item) for item in data]
-    return data
-
-
 def inventory_json(result: subprocess.CompletedProcess) -> dict:
     assert result.returncode == 0, result.stderr
-    return untrusted(json.loads(result.stdout))
+    return unwrap(json.loads(result.stdout))
