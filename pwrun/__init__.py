@@ -17,9 +17,8 @@ def config():  # -> parsl.config.Config, imported lazily: `pwrun --help` must st
     """
     from pwrun import state
     from pwrun.parslcfg import local_config
-    from pwrun.run import new_run_dir
 
-    return state.active() or local_config(new_run_dir())
+    return state.active() or local_config(state.new_run_dir())
 
 
 __all__ += ["config"]

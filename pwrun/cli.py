@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from pwrun import __version__
+from pwrun import __version__, state
 from pwrun.console import err
 from pwrun.errors import InfrastructureError, PwrunError
 
@@ -157,14 +157,13 @@ def provision(
 
     from pwrun.provision.runner import inventory_hosts
     from pwrun.provision.runner import provision as run_site_yml
-    from pwrun.run import new_run_dir
 
     hosts = inventory_hosts(inventory)
     unknown = sorted(set(limit or ()) - set(hosts))
     if unknown:
         raise PwrunError(f"{inventory}: no cluster {', '.join(unknown)} in the inventory")
     chosen = limit or [h for h, v in hosts.items() if v.get("pwrun_status", "on") == "on"]
-    facts = run_site_yml({host: hosts[host] for host in chosen}, new_run_dir())
+    facts = run_site_yml({host: hosts[host] for host in chosen}, state.new_run_dir())
     table = Table("cluster", "worker env", "partitions", "cores/node")
     for host in sorted(chosen):
         f = facts.get(host, {})

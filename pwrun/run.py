@@ -10,7 +10,6 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +26,6 @@ from pwrun.provision.runner import inventory_hosts, provision
 from pwrun.runstate import ExecutorRecord, RunRecord
 from pwrun.transport import tunnel
 from pwrun.transport.ssh import SSHTarget
-
-
-def new_run_dir() -> Path:
-    """A fresh directory that keeps everything one run produces."""
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
-    run_dir = state.runs_dir() / stamp
-    run_dir.mkdir(parents=True, mode=0o700)
-    return run_dir
 
 
 @contextlib.contextmanager
@@ -88,18 +79,16 @@ def run_script(path: Path, args: list[str]) -> int:
 
 def run_workflow(workflow: Path, args: list[str]) -> int:
     """Run `workflow` on the embedded local site and return its exit code."""
-    run_dir = new_run_dir()
+    run_dir = state.new_run_dir()
     with loaded(local_config(run_dir)):
         return run_script(workflow, args)
 
 
 def plan_sites(
-    specs: dict[str, ExecutorSpec], hosts: dict[str, dict[str, Any]], executors_file: Path
+    remote: dict[str, ExecutorSpec], hosts: dict[str, dict[str, Any]], executors_file: Path
 ) -> None:
-    """Check that every label's site exists in the inventory and is on."""
-    for label, spec in specs.items():
-        if spec.site == LOCAL_SITE:
-            continue
+    """Check that every cluster label's site exists in the inventory and is on."""
+    for label, spec in remote.items():
         where = f"{executors_file}: {label}.site"
         if spec.site not in hosts:
             known = ", ".join(sorted(hosts)) or "none"
@@ -125,15 +114,14 @@ def run_on_sites(
     stop_on_signals()
     started = time.perf_counter()
     specs = load_executors(executors_file)
-    needs_inventory = [label for label, spec in specs.items() if spec.site != LOCAL_SITE]
-    if needs_inventory and inventory is None:
-        raise PwrunError(f"{executors_file}: {needs_inventory[0]}.site: clusters need -i INVENTORY")
-    hosts = inventory_hosts(inventory) if needs_inventory else {}
-    plan_sites(specs, hosts, executors_file)
-    record = RunRecord(new_run_dir(), str(workflow))
+    remote = {label: spec for label, spec in specs.items() if spec.site != LOCAL_SITE}
+    if remote and inventory is None:
+        raise PwrunError(f"{executors_file}: {next(iter(remote))}.site: clusters need -i INVENTORY")
+    hosts = inventory_hosts(inventory) if remote else {}
+    plan_sites(remote, hosts, executors_file)
+    record = RunRecord(state.new_run_dir(), str(workflow))
     record.timings["inventory"] = round(time.perf_counter() - started, 3)
     try:
-        remote = {label: spec for label, spec in specs.items() if spec.site != LOCAL_SITE}
         with record.stage("provision"):
             sites = {spec.site: hosts[spec.site] for spec in remote.values()}
             facts = provision(sites, record.directory) if sites else {}

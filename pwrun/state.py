@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,13 @@ def home() -> Path:
 
 def runs_dir() -> Path:
     return home() / "runs"
+
+
+def new_run_dir() -> Path:
+    """A fresh directory that keeps everything one run produces."""
+    run_dir = runs_dir() / datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+    run_dir.mkdir(parents=True, mode=0o700)
+    return run_dir
 
 
 def activate(config: Config | None) -> None:

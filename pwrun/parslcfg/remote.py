@@ -9,7 +9,6 @@ works unchanged. Mix it in before a Parsl cluster provider, as `RemoteSlurmProvi
 from __future__ import annotations
 
 import posixpath
-import shlex
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -60,10 +59,6 @@ class RemoteSchedulerMixin:
             raise SchedulerMissingArgs(exc.args, self.label) from None
         Path(script_filename).write_text(script)
         self.ssh.write_file(self.to_remote(script_filename), self.to_remote(script), mode="700")
-
-    def cleanup_command(self) -> str:
-        """A shell command that removes this provider's remote temporaries."""
-        return f"rm -rf {shlex.quote(self.remote_dir)}"
 
 
 class RemoteSlurmProvider(RemoteSchedulerMixin, SlurmProvider):
