@@ -69,10 +69,11 @@ def run(
     """Run a Parsl workflow on the clusters of an executors file (else on this machine)."""
     from pwrun.run import run_on_sites, run_workflow
 
-    if executors is None:
-        raise typer.Exit(run_workflow(workflow, args or []))
     try:
-        code = run_on_sites(workflow, args or [], executors, inventory)
+        if executors is None:
+            code = run_workflow(workflow, args or [])
+        else:
+            code = run_on_sites(workflow, args or [], executors, inventory)
     except KeyboardInterrupt:
         err.print("interrupted: torn down")
         code = 130
@@ -155,15 +156,18 @@ def provision(
     """Make clusters ready (Python env with this Parsl, facts) with ansible-runner."""
     from rich.table import Table
 
-    from pwrun.provision.runner import inventory_hosts
     from pwrun.provision.runner import provision as run_site_yml
+    from pwrun.provision.runner import read_inventory
 
-    hosts = inventory_hosts(inventory)
+    clusters = read_inventory(inventory)
+    hosts = clusters.hosts
     unknown = sorted(set(limit or ()) - set(hosts))
     if unknown:
         raise PwrunError(f"{inventory}: no cluster {', '.join(unknown)} in the inventory")
     chosen = limit or [h for h, v in hosts.items() if v.get("pwrun_status", "on") == "on"]
-    facts = run_site_yml({host: hosts[host] for host in chosen}, state.new_run_dir())
+    facts = run_site_yml(
+        {host: clusters.ansible_hosts[host] for host in chosen}, state.new_run_dir()
+    )
     table = Table("cluster", "worker env", "partitions", "cores/node")
     for host in sorted(chosen):
         f = facts.get(host, {})

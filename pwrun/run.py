@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import re
 import runpy
-import signal
 import sys
 import time
 import traceback
@@ -16,20 +15,21 @@ from typing import Any
 import parsl
 from parsl.config import Config
 
-from pwrun import state
+from pwrun import state, validation
 from pwrun.console import err
 from pwrun.errors import InfrastructureError, PwrunError
 from pwrun.parslcfg import local_config
 from pwrun.parslcfg.executors import LOCAL_SITE, ExecutorSpec, load_executors
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
-from pwrun.provision.runner import inventory_hosts, provision
-from pwrun.runstate import ExecutorRecord, RunRecord
+from pwrun.process import Interrupts, ProcessRef
+from pwrun.provision.runner import Inventory, provision, read_inventory
+from pwrun.runstate import ExecutorRecord, RunRecord, RunStatus
 from pwrun.transport import tunnel
 from pwrun.transport.ssh import SSHTarget
 
 
 @contextlib.contextmanager
-def loaded(config: Config) -> Iterator[parsl.DataFlowKernel]:
+def loaded(config: Config, interrupts: Interrupts) -> Iterator[parsl.DataFlowKernel]:
     """Load `config` for the workflow; a workflow's own `parsl.load(pwrun.config())` is a no-op."""
     dfk = parsl.load(config)
     original_load = parsl.load
@@ -44,10 +44,11 @@ def loaded(config: Config) -> Iterator[parsl.DataFlowKernel]:
     try:
         yield dfk
     finally:
-        parsl.load = original_load
-        state.activate(None)
-        dfk.cleanup()
-        parsl.clear()
+        with interrupts.shielded():
+            parsl.load = original_load
+            state.activate(None)
+            dfk.cleanup()
+            parsl.clear()
 
 
 def run_script(path: Path, args: list[str]) -> int:
@@ -79,15 +80,34 @@ def run_script(path: Path, args: list[str]) -> int:
 
 def run_workflow(workflow: Path, args: list[str]) -> int:
     """Run `workflow` on the embedded local site and return its exit code."""
-    run_dir = state.new_run_dir()
-    with loaded(local_config(run_dir)):
-        return run_script(workflow, args)
+    interrupts = Interrupts()
+    interrupts.install()
+    record = RunRecord(state.new_run_dir(), str(workflow))
+    try:
+        with loaded(local_config(record.directory), interrupts) as dfk:
+            record_interchanges(record, dfk)
+            with record.stage(RunStatus.WORKFLOW):
+                return run_script(workflow, args)
+    finally:
+        with interrupts.shielded():
+            record.teardown()
+
+
+def record_interchanges(record: RunRecord, dfk: parsl.DataFlowKernel) -> None:
+    """Record the run's local interchanges, so `pwrun down` can stop them after a kill -9."""
+    record.interchanges = [
+        ProcessRef.of(ex.interchange_proc.pid)
+        for ex in dfk.executors.values()
+        if getattr(ex, "interchange_proc", None)
+    ]
+    record.save()
 
 
 def plan_sites(
     remote: dict[str, ExecutorSpec], hosts: dict[str, dict[str, Any]], executors_file: Path
 ) -> None:
-    """Check that every cluster label's site exists in the inventory and is on."""
+    """Check that every cluster label's site exists in the inventory, is on and is reachable
+    by valid ssh settings, before anything is made."""
     for label, spec in remote.items():
         where = f"{executors_file}: {label}.site"
         if spec.site not in hosts:
@@ -95,38 +115,34 @@ def plan_sites(
             raise PwrunError(f"{where}: no cluster {spec.site!r} in the inventory (known: {known})")
         if hosts[spec.site].get("pwrun_status", "on") != "on":
             raise PwrunError(f"{where}: cluster {spec.site!r} is off; start it first")
-
-
-def interrupt(signum: int, frame: object) -> None:
-    """SIGTERM and SIGINT both stop a run the way Ctrl-C does: through its teardown."""
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-def stop_on_signals() -> None:
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, interrupt)
+        ssh_target(spec.site, hosts[spec.site])
+        worker_address(spec.site, hosts[spec.site])
 
 
 def run_on_sites(
     workflow: Path, args: list[str], executors_file: Path, inventory: Path | None
 ) -> int:
     """The whole run: inventory, provision, tunnels, workflow; teardown also on failure."""
-    stop_on_signals()
+    interrupts = Interrupts()
+    interrupts.install()
     started = time.perf_counter()
     specs = load_executors(executors_file)
     remote = {label: spec for label, spec in specs.items() if spec.site != LOCAL_SITE}
-    if remote and inventory is None:
+    if not remote:
+        clusters = Inventory.empty()
+    elif inventory is None:
         raise PwrunError(f"{executors_file}: {next(iter(remote))}.site: clusters need -i INVENTORY")
-    hosts = inventory_hosts(inventory) if remote else {}
+    else:
+        clusters = read_inventory(inventory)
+    hosts = clusters.hosts
     plan_sites(remote, hosts, executors_file)
     record = RunRecord(state.new_run_dir(), str(workflow))
     record.timings["inventory"] = round(time.perf_counter() - started, 3)
     try:
-        with record.stage("provision"):
-            sites = {spec.site: hosts[spec.site] for spec in remote.values()}
+        with record.stage(RunStatus.PROVISION):
+            sites = {spec.site: clusters.ansible_hosts[spec.site] for spec in remote.values()}
             facts = provision(sites, record.directory) if sites else {}
-            stop_on_signals()  # again: ansible-runner installs handlers of its own
-        with record.stage("tunnels"):
+        with record.stage(RunStatus.TUNNELS):
             endpoints = {
                 label: connect(record, label, spec, hosts[spec.site], facts.get(spec.site, {}))
                 for label, spec in remote.items()
@@ -136,18 +152,15 @@ def run_on_sites(
                 copy_certificates(cert_dir, endpoint)
             config = render(specs, endpoints, record.directory, cert_dir)
             (record.directory / "config.txt").write_text(repr(config))
-        with loaded(config) as dfk:
-            record.interchanges = [
-                ex.interchange_proc.pid
-                for ex in dfk.executors.values()
-                if getattr(ex, "interchange_proc", None)
-            ]
-            with record.stage("workflow"):
+        with loaded(config, interrupts) as dfk:
+            record_interchanges(record, dfk)
+            with record.stage(RunStatus.WORKFLOW):
                 code = run_script(workflow, args)
             record.teardown_started = time.perf_counter()  # Parsl's own cleanup counts too
         return code
     finally:
-        problems = record.teardown()
+        with interrupts.shielded():
+            problems = record.teardown()
         err.print(
             " · ".join(f"{name} {seconds:.1f}s" for name, seconds in record.timings.items())
             + f"  ({record.directory})",
@@ -158,20 +171,46 @@ def run_on_sites(
             raise InfrastructureError("teardown incomplete: " + "; ".join(problems))
 
 
+def ssh_target(site: str, hostvars: dict[str, Any]) -> SSHTarget:
+    """How pwrun reaches a site's login node, from its Ansible connection variables."""
+    try:
+        return SSHTarget.from_ansible(
+            hostvars["ansible_host"],
+            hostvars.get("ansible_user"),
+            hostvars.get("ansible_port"),
+            hostvars.get("ansible_ssh_private_key_file"),
+            hostvars.get("ansible_ssh_common_args", ""),
+        )
+    except KeyError:
+        raise PwrunError(f"inventory host {site}: no ansible_host") from None
+    except PwrunError as exc:
+        raise PwrunError(f"inventory host {site}: {exc}") from None
+
+
+def worker_address(site: str, hostvars: dict[str, Any]) -> str:
+    """The login node's address as compute nodes reach it: an IP (Parsl's `-a` takes IPs)."""
+    for field in ("pwrun_private_address", "ansible_host"):
+        value = hostvars.get(field)
+        if not value:
+            continue
+        try:
+            return validation.ip_address(str(value))
+        except ValueError:
+            raise PwrunError(
+                f"inventory host {site}: {field}: {value!r} is not an IP address; set "
+                "pwrun_private_address to the login node's internal IP (what compute nodes reach)"
+            ) from None
+    raise PwrunError(f"inventory host {site}: no ansible_host")
+
+
 def connect(
     record: RunRecord, label: str, spec: ExecutorSpec, hostvars: dict[str, Any], facts: dict
 ) -> SiteEndpoint:
     """Open one executor's tunnel and make its remote run directory, recording both first."""
-    target = SSHTarget.from_ansible(
-        hostvars["ansible_host"],
-        hostvars.get("ansible_user"),
-        hostvars.get("ansible_port"),
-        hostvars.get("ansible_ssh_private_key_file"),
-        hostvars.get("ansible_ssh_common_args", ""),
-    )
+    target = ssh_target(spec.site, hostvars)
     home = target.run("echo $HOME").stdout.strip()
-    base = home + spec.run_dir[1:] if spec.run_dir.startswith("~/") else spec.run_dir
-    address = hostvars.get("pwrun_private_address") or hostvars["ansible_host"]
+    base = home + spec.run_dir[1:] if spec.run_dir.startswith("~") else spec.run_dir
+    address = worker_address(spec.site, hostvars)
     executor = ExecutorRecord(
         label, spec.site, target, f"{base}/{record.id}/{label}", f"{record.id}-{label}"
     )

@@ -9,20 +9,34 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
+import posixpath
 import shlex
-import signal
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from pwrun import state
+from pwrun.console import err
 from pwrun.errors import InfrastructureError
+from pwrun.process import ProcessRef
 from pwrun.transport import tunnel
 from pwrun.transport.ssh import SSHTarget
 
 RECORD = "run.json"
+
+
+class RunStatus(StrEnum):
+    """Where a run is; `DOWN` once everything it made is gone."""
+
+    STARTING = "starting"
+    PROVISION = "provision"
+    TUNNELS = "tunnels"
+    WORKFLOW = "workflow"
+    DOWN = "down"
+    TEARDOWN_FAILED = "teardown-failed"
 
 
 @dataclass
@@ -51,10 +65,11 @@ class ExecutorRecord:
         if opened:
             opened.close()
         remote_dir = shlex.quote(self.remote_dir)
+        run_dir = shlex.quote(posixpath.dirname(self.remote_dir))
         try:  # the run's directory goes with its last executor's
             self.ssh.run(
-                f"{self.blocks_command('cancel')}; rm -rf {remote_dir};"
-                f" rmdir $(dirname {remote_dir}) 2>/dev/null; true"
+                f"{self.blocks_command('cancel')}; rm -rf -- {remote_dir};"
+                f" rmdir -- {run_dir} 2>/dev/null; true"
             )
         finally:
             self.ssh.close()
@@ -66,10 +81,10 @@ class RunRecord:
 
     directory: Path
     workflow: str
-    pid: int = field(default_factory=os.getpid)
-    status: str = "starting"
+    process: ProcessRef = field(default_factory=ProcessRef.current)
+    status: RunStatus = RunStatus.STARTING
     executors: list[ExecutorRecord] = field(default_factory=list)
-    interchanges: list[int] = field(default_factory=list)  # PIDs of Parsl's local interchanges
+    interchanges: list[ProcessRef] = field(default_factory=list)  # Parsl's local interchanges
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     teardown_started: float | None = field(default=None, repr=False)  # perf_counter, not saved
 
@@ -81,19 +96,19 @@ class RunRecord:
         data = asdict(self)
         data["directory"] = str(self.directory)
         del data["teardown_started"]
-        (self.directory / RECORD).write_text(json.dumps(data, indent=1))
+        state.write_atomic(self.directory / RECORD, json.dumps(data, indent=1))
 
     def add(self, executor: ExecutorRecord) -> None:
         """Record an executor before its tunnel or remote files exist."""
         self.executors.append(executor)
         self.save()
 
-    def set_status(self, status: str) -> None:
+    def set_status(self, status: RunStatus) -> None:
         self.status = status
         self.save()
 
     @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
+    def stage(self, name: RunStatus) -> Iterator[None]:
         """Mark the run as being in stage `name` and record how long the stage took."""
         self.set_status(name)
         start = time.perf_counter()
@@ -104,48 +119,60 @@ class RunRecord:
             self.save()
 
     @classmethod
-    def load(cls, directory: Path) -> RunRecord:
-        data = json.loads((directory / RECORD).read_text())
+    def load(cls, directory: Path) -> RunRecord | None:
+        """The run recorded in `directory`; None, with one warning, if the record is unreadable."""
+        data = state.read_record(directory / RECORD)
+        if data is None:
+            return None
+        try:
+            return cls._from_json(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            err.print(
+                f"[yellow]warning:[/] {directory / RECORD}: not a run record "
+                f"({exc.__class__.__name__}: {exc}); skipped",
+                highlight=False,
+            )
+            return None
+
+    @classmethod
+    def _from_json(cls, data: dict[str, Any]) -> RunRecord:
         executors = []
         for executor in data.pop("executors"):
             ssh = executor.pop("ssh")
             ssh["options"] = tuple(ssh["options"])  # JSON has lists; SSHTarget is hashable
             executors.append(ExecutorRecord(**executor, ssh=SSHTarget(**ssh)))
-        return cls(**{**data, "directory": Path(data["directory"]), "executors": executors})
+        return cls(
+            **{
+                **data,
+                "directory": Path(data["directory"]),
+                "process": ProcessRef(**data["process"]),
+                "status": RunStatus(data["status"]),
+                "executors": executors,
+                "interchanges": [ProcessRef(**ref) for ref in data["interchanges"]],
+            }
+        )
 
     def process_alive(self) -> bool:
         """True while the pwrun process that made this run is still running it."""
-        return b"pwrun" in _cmdline(self.pid)
+        return self.process.alive()
 
     def teardown(self) -> list[str]:
         """Undo everything recorded; return one message per site that could not be cleaned."""
         start = self.teardown_started or time.perf_counter()
         problems = []
-        for pid in self.interchanges:  # normally gone with the DFK; left when pwrun was killed
-            if b"interchange" in _cmdline(pid):
-                os.kill(pid, signal.SIGKILL)
+        for interchange in self.interchanges:  # gone with the DFK; left when pwrun was killed
+            interchange.stop(grace=0)
         for executor in self.executors:
             try:
                 executor.teardown()
             except InfrastructureError as exc:
                 problems.append(f"{executor.label}: {exc}")
         self.timings["teardown"] = round(time.perf_counter() - start, 3)
-        self.set_status("down" if not problems else "teardown-failed")
+        self.set_status(RunStatus.TEARDOWN_FAILED if problems else RunStatus.DOWN)
         return problems
-
-
-def _cmdline(pid: int) -> bytes:
-    """A process's command line, empty when it is gone."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 def all_runs() -> list[RunRecord]:
     """Every recorded run, oldest first."""
-    runs = []
-    for directory in sorted(state.runs_dir().glob("*")):
-        if (directory / RECORD).is_file():
-            runs.append(RunRecord.load(directory))
-    return runs
+    directories = sorted(d for d in state.runs_dir().glob("*") if (d / RECORD).exists())
+    return [record for d in directories if (record := RunRecord.load(d)) is not None]

@@ -1,11 +1,16 @@
-"""Where pwrun keeps its runs, and the configuration of the run in progress."""
+"""Where pwrun keeps its runs, how it writes records there, and the run in progress's config."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from pwrun.console import err
 
 if TYPE_CHECKING:  # parsl is slow to import; modules run by Ansible import this one
     from parsl.config import Config
@@ -14,20 +19,63 @@ _active: Config | None = None
 
 
 def home() -> Path:
-    """pwrun's state directory: $PWRUN_HOME, else ~/.local/state/pwrun."""
+    """pwrun's state directory, private to the user (0700): $PWRUN_HOME, else
+    $XDG_STATE_HOME/pwrun, else ~/.local/state/pwrun."""
     default = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "pwrun"
-    return Path(os.environ.get("PWRUN_HOME", default))
+    path = Path(os.environ.get("PWRUN_HOME", default)).expanduser()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:  # made by an older pwrun, or by hand: it holds keys
+        path.chmod(0o700)
+    return path
+
+
+def private_dir(*parts: str) -> Path:
+    """A directory under home() that only the user can enter."""
+    path = home().joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
 
 
 def runs_dir() -> Path:
-    return home() / "runs"
+    return private_dir("runs")
 
 
 def new_run_dir() -> Path:
     """A fresh directory that keeps everything one run produces."""
     run_dir = runs_dir() / datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
-    run_dir.mkdir(parents=True, mode=0o700)
+    run_dir.mkdir(mode=0o700)
     return run_dir
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """Replace `path` with `text` in one step: a reader sees the old file or the new, whole."""
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(partial, mode)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A JSON record written by write_atomic; None, with one warning, when it is unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        err.print(f"[yellow]warning:[/] {path}: unreadable ({exc}); skipped", highlight=False)
+        return None
+    if not isinstance(data, dict):
+        err.print(f"[yellow]warning:[/] {path}: not a record; skipped", highlight=False)
+        return None
+    return data
 
 
 def activate(config: Config | None) -> None:

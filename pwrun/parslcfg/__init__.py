@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from parsl.config import Config
@@ -10,6 +11,13 @@ from parsl.executors import HighThroughputExecutor
 from parsl.providers import LocalProvider
 
 LOCAL_LABEL = "local"
+# Parsl starts the interchange in pwrun's process group, where a terminal's Ctrl-C (sent to the
+# whole group) would kill it before pwrun's teardown. It gets a session of its own instead;
+# Parsl still stops it at cleanup (same pid: setsid, then exec).
+INTERCHANGE_LAUNCH_CMD = (
+    sys.executable, "-c", "import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])",
+    "interchange.py",
+)  # fmt: skip
 
 
 def local_executor(
@@ -26,6 +34,7 @@ def local_executor(
         cores_per_worker=cores_per_worker,
         provider=LocalProvider(init_blocks=1, min_blocks=0, max_blocks=1, worker_init=worker_init),
         encrypted=True,
+        interchange_launch_cmd=list(INTERCHANGE_LAUNCH_CMD),
     )
 
 

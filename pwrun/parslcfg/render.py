@@ -11,12 +11,15 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+import zmq
+import zmq.auth
 from parsl.config import Config
 from parsl.curvezmq import create_certificates
 from parsl.executors import HighThroughputExecutor
 from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 
-from pwrun.parslcfg import local_executor
+from pwrun.errors import InfrastructureError
+from pwrun.parslcfg import INTERCHANGE_LAUNCH_CMD, local_executor
 from pwrun.parslcfg.executors import LOCAL_SITE, ExecutorSpec
 from pwrun.parslcfg.remote import RemoteSlurmProvider
 from pwrun.transport.ssh import SSHTarget
@@ -44,7 +47,8 @@ def worker_launch_cmd(site: SiteEndpoint, remote_cert_dir: str) -> str:
     }
     cmd = DEFAULT_LAUNCH_CMD
     for old, new in replacements.items():
-        assert old in cmd, f"Parsl's worker command changed: no {old!r}"
+        if old not in cmd:
+            raise InfrastructureError(f"this Parsl's worker command has no {old!r}: unsupported")
         cmd = cmd.replace(old, new)
     return cmd
 
@@ -80,20 +84,44 @@ def site_executor(
         worker_logdir_root=f"{site.remote_dir}/worker_logs",
         provider=provider,
         encrypted=True,
+        interchange_launch_cmd=list(INTERCHANGE_LAUNCH_CMD),
     )
     executor.cert_dir = cert_dir
     return executor
 
 
 def make_certificates(run_dir: Path) -> Path:
-    """CurveZMQ keys for this run (mode 0700), shared by every site's executor."""
-    return Path(create_certificates(str(run_dir)))
+    """CurveZMQ keys for this run, shared by every site's executor; only the user reads them."""
+    cert_dir = Path(create_certificates(str(run_dir)))
+    for key in cert_dir.iterdir():
+        key.chmod(0o600)
+    return cert_dir
+
+
+def site_certificates(cert_dir: Path) -> dict[str, str]:
+    """The key files a site's workers need: the client's key pair and the server's PUBLIC key.
+
+    The interchange's secret key never leaves the workstation. Parsl's loader insists on a
+    secret-key line in server.key_secret (it uses only the public one), so the site's copy
+    carries a throwaway key made here and used nowhere.
+    """
+    server_public, _ = zmq.auth.load_certificate(cert_dir / "server.key_secret")
+    _, throwaway = zmq.curve_keypair()
+    server = (
+        "# the run's server public key; the secret key is a throwaway, not the server's\n"
+        f'metadata\ncurve\n    public-key = "{server_public.decode()}"\n'
+        f'    secret-key = "{throwaway.decode()}"\n'
+    )
+    return {
+        "client.key_secret": (cert_dir / "client.key_secret").read_text(),
+        "server.key_secret": server,
+    }
 
 
 def copy_certificates(cert_dir: Path, site: SiteEndpoint) -> None:
-    """Copy the keys to the site, readable by the site user only."""
-    for key in sorted(cert_dir.iterdir()):
-        site.ssh.write_file(f"{site.remote_dir}/certificates/{key.name}", key.read_text())
+    """Copy what the workers need to the site, readable by the site user only."""
+    for name, content in site_certificates(cert_dir).items():
+        site.ssh.write_file(f"{site.remote_dir}/certificates/{name}", content)
 
 
 def render(

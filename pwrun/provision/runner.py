@@ -10,16 +10,21 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import ansible_runner
+import yaml
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from pwrun import state
+from pwrun.console import err
 from pwrun.errors import InfrastructureError, PwrunError
+from pwrun.process import signals_deferred
 
 
 def content_dir() -> Path:
@@ -31,7 +36,23 @@ def content_dir() -> Path:
 
 
 CONTENT = content_dir()
-SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSW|CREDENTIAL", re.IGNORECASE)
+# What Ansible may see of pwrun's environment: an allow-list (a deny-list by name misses
+# PW_AUTH, SSHPASS, DATABASE_URL...). ansible-runner records Ansible's environment in its
+# artifacts, so nothing else may reach it.
+ENV_ALLOWED = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+    "SSH_AUTH_SOCK", "VIRTUAL_ENV", "PYTHONPATH", "XDG_CONFIG_HOME", "XDG_CACHE_HOME",
+    "XDG_RUNTIME_DIR", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+    "NO_PROXY", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CERT",
+    "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR",
+})  # fmt: skip
+ENV_ALLOWED_PREFIXES = ("LC_", "ANSIBLE_")
+# Connection passwords: pwrun's ssh is key-only (BatchMode), so they never go into its files.
+PASSWORD_VAR = re.compile(r"ansible_(\w+_)?(pass|password|passphrase)$")
+# How ansible-inventory says that a plugin could not read a source.
+FAILED_WITH = re.compile(r"^\[WARNING\]: Failed to parse inventory with '([\w.]+)' plugin: (.*)$")
+PLUGIN_PREFERENCE = ("pwrun", "auto", "yaml", "ini", "host_list")
+PARSE_NOISE = ("[WARNING]: Unable to parse ", "[WARNING]: No inventory was parsed")
 
 
 def ansible_env() -> dict[str, str]:
@@ -53,21 +74,73 @@ def close_control_masters(control_dir: Path) -> None:
         )  # fmt: skip
 
 
-def inventory_hosts(inventory: Path) -> dict[str, dict[str, Any]]:
-    """Every host of an Ansible inventory (any source, the pwrun plugin too) with its hostvars."""
-    if not inventory.exists():
-        raise PwrunError(f"{inventory}: inventory not found")
+@dataclass(frozen=True)
+class Inventory:
+    """An Ansible inventory as pwrun reads it, in two views of the same hosts.
+
+    `hosts` has plain values for pwrun's own logic. `ansible_hosts` is ansible-inventory's own
+    JSON, in which values that came from APIs are still marked unsafe
+    (``{"__ansible_unsafe": ...}``): only that view is ever handed back to Ansible, so API data
+    is never templated.
+    """
+
+    path: Path | None
+    hosts: dict[str, dict[str, Any]]
+    ansible_hosts: dict[str, dict[str, Any]]
+
+    @classmethod
+    def empty(cls) -> Inventory:
+        """No clusters: a run whose labels are all on the local site."""
+        return cls(None, {}, {})
+
+
+def read_inventory(path: Path) -> Inventory:
+    """Every host of an Ansible inventory (any source, the pwrun plugin too) with its hostvars.
+
+    A source no plugin can read, or that a plugin fails on, is an error naming the file and
+    the plugin's reason; the plugins' warnings (a failing API source, say) are shown.
+    """
+    path = path.expanduser().resolve()
+    if not path.exists():
+        raise PwrunError(f"{path}: inventory not found")
+    _check_plugin_file_name(path)
     proc = subprocess.run(
-        ["ansible-inventory", "-i", str(inventory), "--list"],
-        capture_output=True, text=True, env={**os.environ, **ansible_env()}, cwd=CONTENT,
+        ["ansible-inventory", "-i", str(path), "--list"],
+        capture_output=True, text=True, cwd=CONTENT,
+        env={**os.environ, **ansible_env(), "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "True"},
     )  # fmt: skip
+    causes: dict[str, str] = {}
+    for line in proc.stderr.splitlines():
+        if failed := FAILED_WITH.match(line):
+            causes[failed[1]] = failed[2]
+        elif line.startswith("[WARNING]: ") and not line.startswith(PARSE_NOISE):
+            err.print(f"[yellow]warning:[/] {path}: {line.removeprefix('[WARNING]: ')}",
+                      highlight=False)  # fmt: skip
     if proc.returncode != 0:
-        lines = [line for line in proc.stderr.splitlines() if line.strip()]
-        raise PwrunError(f"{inventory}: {lines[-1] if lines else 'ansible-inventory failed'}")
-    data = json.loads(proc.stdout)
-    return {
-        host: unwrap(vars_) for host, vars_ in data.get("_meta", {}).get("hostvars", {}).items()
-    }
+        cause = next((causes[p] for p in PLUGIN_PREFERENCE if p in causes), None)
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("[ERROR]")]
+        detail = cause or (errors[-1].removeprefix("[ERROR]: ") if errors else "unreadable")
+        raise PwrunError(f"{path}: {detail}")
+    try:
+        hostvars = json.loads(proc.stdout)["_meta"]["hostvars"]
+    except (ValueError, KeyError, TypeError):
+        raise PwrunError(f"{path}: ansible-inventory gave no host variables") from None
+    return Inventory(path, {host: unwrap(v) for host, v in hostvars.items()}, hostvars)
+
+
+def _check_plugin_file_name(path: Path) -> None:
+    """A `plugin: pwrun` file not named *pwrun.yml is skipped by the plugin: say so."""
+    if path.is_dir() or path.name.endswith(("pwrun.yml", "pwrun.yaml")):
+        return
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return  # not ours to judge: ansible-inventory names the problem
+    if isinstance(data, dict) and data.get("plugin") == "pwrun":
+        raise PwrunError(
+            f"{path}: a file for the pwrun inventory plugin must be named *.pwrun.yml "
+            "(e.g. clusters.pwrun.yml)"
+        )
 
 
 def unwrap(value: Any) -> Any:
@@ -79,6 +152,33 @@ def unwrap(value: Any) -> Any:
     if isinstance(value, list):
         return [unwrap(v) for v in value]
     return value
+
+
+def without_passwords(host: str, hostvars: dict[str, Any]) -> dict[str, Any]:
+    """A host's variables minus connection passwords, which pwrun never writes to a file."""
+    dropped = sorted(name for name in hostvars if PASSWORD_VAR.match(name))
+    if dropped:
+        err.print(
+            f"[yellow]warning:[/] {host}: {', '.join(dropped)} not used: pwrun connects to "
+            "clusters with ssh keys only",
+            highlight=False,
+        )
+    return {name: value for name, value in hostvars.items() if name not in dropped}
+
+
+def allowed_env(env: dict[str, str], added: dict[str, str]) -> dict[str, str]:
+    """The environment Ansible gets: what pwrun and ansible-runner set (`added`), plus the
+    allow-listed variables of `env`, minus any URL that carries a password."""
+
+    def allowed(name: str, value: str) -> bool:
+        if name not in ENV_ALLOWED and not name.startswith(ENV_ALLOWED_PREFIXES):
+            return False
+        try:
+            return urlsplit(value).password is None
+        except ValueError:
+            return False
+
+    return {**{k: v for k, v in env.items() if allowed(k, v)}, **added}
 
 
 class Progress:
@@ -124,49 +224,46 @@ def failure_message(data: dict[str, Any]) -> str:
     return str(message).strip().splitlines()[-1][:200]
 
 
-def secrets_blanked() -> dict[str, str]:
-    """Every secret-looking variable of this environment, set to "".
-
-    ansible-runner records the whole environment of the ansible process in its artifacts
-    (artifacts/<id>/command); these overrides keep API keys and cloud credentials out of it.
-    """
-    return {name: "" for name in os.environ if SECRET_NAME.search(name)}
-
-
 def provision(
     hostvars: dict[str, dict[str, Any]], run_dir: Path, extravars: dict[str, Any] | None = None
 ) -> dict[str, dict[str, Any]]:
     """Run site.yml on these hosts in parallel; return each host's facts; name every failure.
 
-    Ansible gets a snapshot of the hosts' resolved variables, not the inventory source: a
-    dynamic inventory is not queried twice, and needs no credentials here.
+    `hostvars` are Ansible's own view (Inventory.ansible_hosts: API values still marked
+    unsafe). Ansible gets a snapshot of them, not the inventory source: a dynamic inventory is
+    not queried twice, and needs no credentials here. A Ctrl-C stops Ansible, then raises
+    KeyboardInterrupt.
     """
     hosts = sorted(hostvars)
     progress = Progress(hosts, Console(stderr=True))
     private_dir = run_dir / "ansible"
     private_dir.mkdir(mode=0o700)
     inventory = private_dir / "inventory.json"
-    inventory.write_text(json.dumps({"all": {"hosts": hostvars}}, indent=1))
+    snapshot = {host: without_passwords(host, hostvars[host]) for host in hosts}
+    state.write_atomic(inventory, json.dumps({"all": {"hosts": snapshot}}, indent=1))
     # This run's own shared connections (an address may be reused by another cluster), under a
     # short path: a unix socket path holds at most 107 bytes.
     control_dir = Path(tempfile.mkdtemp(prefix="pwrun-cp-"))
     try:
-        with progress.live:
-            result = ansible_runner.run(
+        with progress.live, signals_deferred() as interrupted:
+            runner = ansible_runner.interface.init_runner(
                 private_data_dir=str(private_dir),
                 playbook=str(CONTENT / "site.yml"),
                 inventory=str(inventory),
                 extravars=extravars or {},
-                envvars={
-                    **secrets_blanked(),
-                    **ansible_env(),
-                    "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
-                },
+                envvars={**ansible_env(), "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir)},
                 event_handler=progress,
+                cancel_callback=interrupted.is_set,
                 quiet=True,
                 suppress_env_files=True,
                 skip_tags="tunnel,ssh_access",
             )
+            env = dict(os.environ)
+            runner.config.env = allowed_env(
+                env, {k: v for k, v in runner.config.env.items() if env.get(k) != v}
+            )
+            runner.run()
+            result = runner
     finally:
         close_control_masters(control_dir)
         shutil.rmtree(control_dir, ignore_errors=True)

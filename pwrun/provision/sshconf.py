@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 from pathlib import Path
 
+from pwrun.transport.ssh import ssh_options
+
 
 def known_hosts_file_from_args(ssh_args: str) -> str | None:
-    """The UserKnownHostsFile named in ssh arguments such as ansible_ssh_common_args."""
-    words = shlex.split(ssh_args or "")
-    for i, word in enumerate(words):
-        option = words[i + 1] if word == "-o" and i + 1 < len(words) else word.removeprefix("-o")
-        key, _, value = option.replace("=", " ", 1).partition(" ")
-        if key.lower() == "userknownhostsfile" and value.strip():
-            return value.strip().split()[0]
+    """The (first) UserKnownHostsFile named in ssh arguments such as ansible_ssh_common_args."""
+    for key, value in ssh_options(ssh_args):
+        if key.lower() == "userknownhostsfile" and value:
+            return value.split()[0]
     return None
 
 

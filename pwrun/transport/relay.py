@@ -7,6 +7,7 @@ outlives its tunnel. Standard library only: it runs under the cluster's python3.
 """
 
 import asyncio
+import errno
 import os
 import sys
 
@@ -46,6 +47,11 @@ async def main(listen_address, listen_port, target_port):
 if __name__ == "__main__":
     try:
         asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
-    except OSError as exc:
-        print(f"relay: cannot listen on {sys.argv[1]}:{sys.argv[2]}: {exc.strerror}", flush=True)
+    except OSError as exc:  # "address in use" (try another port), "address not available"...
+        reason = {errno.EADDRINUSE: "address in use", errno.EADDRNOTAVAIL: "address not available"}
+        print(
+            f"relay: cannot listen on {sys.argv[1]}:{sys.argv[2]}: "
+            f"{reason.get(exc.errno or 0, exc.strerror)}",
+            flush=True,
+        )
         sys.exit(1)

@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import shlex
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pwrun import state
-from pwrun.errors import InfrastructureError
+from pwrun import state, validation
+from pwrun.errors import InfrastructureError, PwrunError
 
 SSH_TIMEOUT = 60
+NOT_CARRIED_OVER = ("stricthostkeychecking", "controlmaster", "controlpath")
+
+
+def ssh_options(ssh_args: str) -> list[tuple[str, str]]:
+    """The `-o key=value` / `-okey value` options in ssh arguments, as (key, value) pairs."""
+    words = shlex.split(ssh_args or "")
+    options = []
+    for i, word in enumerate(words):
+        if word == "-o" and i + 1 < len(words):
+            option = words[i + 1]
+        elif word.startswith("-o") and len(word) > 2:
+            option = word[2:]
+        else:
+            continue
+        key, _, value = option.strip().replace("=", " ", 1).partition(" ")
+        options.append((key, value.strip()))
+    return options
 
 
 @dataclass(frozen=True)
@@ -25,6 +43,15 @@ class SSHTarget:
     known_hosts: str | None = None
     config_file: str | None = None
     options: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        """Refuse what ssh would read as an option or a second word (`-oProxyCommand=...`)."""
+        try:
+            validation.address(self.host)
+            if self.user is not None:
+                validation.user_name(self.user)
+        except ValueError as exc:
+            raise PwrunError(f"ssh target: {exc}") from None
 
     @classmethod
     def from_ansible(
@@ -40,21 +67,13 @@ class SSHTarget:
         pwrun keeps host-key checking on and manages its own shared connections, so
         StrictHostKeyChecking, ControlMaster and ControlPath options are not carried over.
         """
-        words = shlex.split(ssh_args or "")
         options: list[str] = []
         known_hosts = None
-        for i, word in enumerate(words):
-            if word == "-o" and i + 1 < len(words):
-                option = words[i + 1]
-            elif word.startswith("-o") and len(word) > 2:
-                option = word[2:]
-            else:
-                continue
-            key, _, value = option.replace("=", " ", 1).partition(" ")
+        for key, value in ssh_options(ssh_args):
             if key.lower() == "userknownhostsfile":
-                known_hosts = value.strip()
-            elif key.lower() not in ("stricthostkeychecking", "controlmaster", "controlpath"):
-                options.append(f"{key}={value.strip()}")
+                known_hosts = value
+            elif key.lower() not in NOT_CARRIED_OVER:
+                options.append(f"{key}={value}")
         return cls(
             host,
             user or None,
@@ -95,7 +114,7 @@ class SSHTarget:
                      "-o", "ControlPersist=120"]  # fmt: skip
         else:
             argv += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
-        return [*argv, *args, self.destination]
+        return [*argv, *args, "--", self.destination]
 
     def run(
         self,
@@ -108,7 +127,7 @@ class SSHTarget:
         try:
             proc = subprocess.run(
                 [*self.argv(), command], input=input, capture_output=True, text=True,
-                timeout=timeout,
+                timeout=timeout, start_new_session=True,  # a terminal's Ctrl-C is pwrun's alone
             )  # fmt: skip
         except subprocess.TimeoutExpired:
             raise InfrastructureError(
@@ -125,15 +144,18 @@ class SSHTarget:
     def write_file(self, remote_path: str, content: str, mode: str = "600") -> None:
         """Write `content` to a file on the login node, never through its command line."""
         quoted = shlex.quote(remote_path)
+        parent = shlex.quote(posixpath.dirname(remote_path))
         self.run(
-            f"umask 077 && mkdir -p $(dirname {quoted}) && cat > {quoted} && chmod {mode} {quoted}",
+            f"umask 077 && mkdir -p -- {parent} && cat > {quoted} && chmod {mode} -- {quoted}",
             input=content,
         )
 
     def close(self) -> None:
         """End the shared connection, if one is open."""
         if self.control_path.exists():
-            subprocess.run([*self.argv("-O", "exit")], capture_output=True, timeout=10)
+            subprocess.run(
+                self.argv("-O", "exit"), capture_output=True, timeout=10, start_new_session=True
+            )
 
 
 def last_line(text: str) -> str:

@@ -10,18 +10,19 @@ Each tunnel is recorded in pwrun's state directory so that a later process can c
 from __future__ import annotations
 
 import json
-import os
 import random
 import shlex
-import signal
 import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO, cast
 
 from pwrun import state
+from pwrun.console import err
 from pwrun.errors import InfrastructureError
+from pwrun.process import ProcessRef
 from pwrun.transport.ssh import SSHTarget, last_line
 
 RELAY = Path(__file__).with_name("relay.py")
@@ -39,28 +40,16 @@ class Tunnel:
     local_port: int
     remote_address: str
     remote_port: int
-    pid: int
+    process: ProcessRef
     log: str
 
     def alive(self) -> bool:
         """True while its ssh process runs (the relay lives exactly as long)."""
-        try:
-            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
-        except OSError:
-            return False
-        forward = f"127.0.0.1:{self.remote_port}:127.0.0.1:{self.local_port}".encode()
-        return forward in cmdline and stat.rsplit(")", 1)[1].split()[0] != "Z"
+        return self.process.alive()
 
     def close(self) -> None:
         """Stop the ssh process (the relay follows) and forget the tunnel."""
-        if self.alive():
-            os.kill(self.pid, signal.SIGTERM)
-            deadline = time.monotonic() + 5
-            while self.alive() and time.monotonic() < deadline:
-                time.sleep(0.02)
-            if self.alive():
-                os.kill(self.pid, signal.SIGKILL)
+        self.process.stop()
         record_path(self.name).unlink(missing_ok=True)
         Path(self.log).unlink(missing_ok=True)
 
@@ -73,7 +62,7 @@ def free_loopback_port() -> int:
 
 
 def tunnels_dir() -> Path:
-    return state.home() / "tunnels"
+    return state.private_dir("tunnels")
 
 
 def record_path(name: str) -> Path:
@@ -81,10 +70,17 @@ def record_path(name: str) -> Path:
 
 
 def load(name: str) -> Tunnel | None:
-    """The recorded tunnel called `name`, if any."""
+    """The recorded tunnel called `name`, if any (None, with a warning, if unreadable)."""
+    data = state.read_record(record_path(name))
+    if data is None:
+        return None
     try:
-        return Tunnel(**json.loads(record_path(name).read_text()))
-    except FileNotFoundError:
+        return Tunnel(**{**data, "process": ProcessRef(**data["process"])})
+    except (KeyError, TypeError) as exc:
+        err.print(
+            f"[yellow]warning:[/] {record_path(name)}: not a tunnel record ({exc}); skipped",
+            highlight=False,
+        )
         return None
 
 
@@ -127,7 +123,6 @@ def open_tunnel(
     remote_port: int | None = None,
 ) -> Tunnel:
     """Open a tunnel; with no `remote_port`, pick a free one (retrying on collisions)."""
-    tunnels_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
     for _ in range(1 if remote_port else ATTEMPTS):
         port = remote_port or random.randint(*PORT_RANGE)
         log = tunnels_dir() / f"{name}.log"
@@ -142,15 +137,23 @@ def open_tunnel(
                 [*argv, remote], stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
-        proc.stdin.write(RELAY.read_bytes())  # `python3 -` reads the relay's code until EOF
-        proc.stdin.close()
-        tunnel = Tunnel(name, target.host, local_port, remote_address, port, proc.pid, str(log))
+        with cast(IO[bytes], proc.stdin) as code:  # `python3 -` reads the relay until EOF
+            code.write(RELAY.read_bytes())
+        tunnel = Tunnel(
+            name, target.host, local_port, remote_address, port, ProcessRef.of(proc.pid), str(log)
+        )
         outcome = _wait_listening(proc, log)
         if outcome is None:
-            record_path(name).write_text(json.dumps(asdict(tunnel)))
+            state.write_atomic(record_path(name), json.dumps(asdict(tunnel)))
             return tunnel
         log.unlink(missing_ok=True)
-        port_taken = "port forwarding failed" in outcome or "cannot listen" in outcome
+        if "address not available" in outcome:
+            raise InfrastructureError(
+                f"{target.host}: {remote_address} is not an address of the login node, so "
+                "compute nodes cannot reach a tunnel there: set pwrun_private_address to the "
+                "login node's internal IP"
+            )
+        port_taken = "port forwarding failed" in outcome or "address in use" in outcome
         if remote_port or not port_taken:
             raise InfrastructureError(f"{target.host}: tunnel to port {port} failed: {outcome}")
     raise InfrastructureError(f"{target.host}: no free port for a tunnel after {ATTEMPTS} tries")

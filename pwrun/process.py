@@ -1,0 +1,130 @@
+"""Local processes: the ones pwrun starts (known by pid AND start time, as a pid is reused),
+and pwrun's own handling of SIGINT and SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pwrun.console import err
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (field 3 onwards); None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()
+
+
+@dataclass(frozen=True)
+class ProcessRef:
+    """A process as it was when recorded: its pid and its start time in clock ticks."""
+
+    pid: int
+    started: int
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessRef:
+        """The running process `pid` (this process when pid is os.getpid())."""
+        fields = _stat_fields(pid)
+        if fields is None:
+            raise ProcessLookupError(pid)
+        return cls(pid, int(fields[19]))  # field 22: starttime
+
+    @classmethod
+    def current(cls) -> ProcessRef:
+        return cls.of(os.getpid())
+
+    def alive(self) -> bool:
+        """True while this very process runs (not a zombie, not a later one with its pid)."""
+        fields = _stat_fields(self.pid)
+        return fields is not None and fields[0] != "Z" and int(fields[19]) == self.started
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds; nothing if it is already gone."""
+        for signum, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 1.0)):
+            if not self.alive():
+                return
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + wait
+            while self.alive() and time.monotonic() < deadline:
+                time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def _handlers(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """`handler` for SIGINT and SIGTERM for a while (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[threading.Event]:
+    """SIGINT and SIGTERM only set the yielded event, for a loop that polls it and stops
+    cleanly (ansible-runner's cancel_callback); KeyboardInterrupt afterwards if one came."""
+    event = threading.Event()
+    with _handlers(lambda signum, frame: event.set()):
+        yield event
+    if event.is_set():
+        raise KeyboardInterrupt("interrupted")
+
+
+class Interrupts:
+    """SIGINT and SIGTERM stop a run the way Ctrl-C does: through its teardown.
+
+    The first one raises KeyboardInterrupt; later ones, and any that arrive while the run is
+    tearing down, are noted and do not cut the teardown short. pwrun's children run in
+    sessions of their own, so a terminal's Ctrl-C (sent to the whole process group) reaches
+    pwrun alone and teardown finds them alive.
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._told = False
+
+    def install(self) -> None:
+        self._set(self._raise)
+
+    @contextlib.contextmanager
+    def shielded(self) -> Iterator[None]:
+        """Teardown: signals are noted, not obeyed."""
+        with _handlers(self._note):
+            yield
+
+    def _set(self, handler: Callable[[int, Any], None]) -> None:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, handler)
+
+    def _raise(self, signum: int, frame: object) -> None:
+        self.event.set()
+        self._set(self._note)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    def _note(self, signum: int, frame: object) -> None:
+        self.event.set()
+        if not self._told:
+            self._told = True
+            err.print("interrupted: tearing down, this takes a few seconds", highlight=False)
