@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from pwrun import validation
 from pwrun.errors import PwrunError
-from pwrun.parslcfg.executors import load_executors
+from pwrun.parslcfg.executors import (
+    LEGACY_FIELDS,
+    LEGACY_IGNORED,
+    LEGACY_PROVIDER_KEYS,
+    ExecutorSpec,
+    load_executors,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -345,3 +361,151 @@ def test_unreadable_documents(tmp_path: Path, name: str, content: bytes, expecte
     message = str(raised.value)
     assert message.removeprefix(f"{tmp_path}/").startswith(expected), message
     assert len(message.splitlines()) == 1
+
+
+# Property tests: whatever the file holds, load_executors returns specs that pass
+# pwrun.validation, or raises one PwrunError line that starts with the file's path.
+
+NASTY = st.sampled_from(
+    ["", "..", "a/b", "x$(touch$IFS.p)", "`id`", "{x}", "~", "~/x", "~/../x", "/tmp/r", "a\nb",
+     "a\0b", "\u2028", "\x85", "\u00c4", "_parsl_internal", "x" * 64, "map", "local", "a b", "-o",
+     "00:30:00", "1:60:00", "2", "2.7", "nan", "1e400", "true", "null", "<<", "NODES"]
+)  # fmt: skip
+TEXT = st.text(max_size=10) | NASTY
+FIELDS = st.sampled_from(
+    sorted({*ExecutorSpec.model_fields, *LEGACY_FIELDS, *LEGACY_IGNORED, *LEGACY_PROVIDER_KEYS,
+            "SlurmProvider", "NODEZ"})
+)  # fmt: skip
+SCALARS = st.none() | st.booleans() | st.integers(-2, 10_002) | st.integers() | st.floats() | TEXT
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(FIELDS | TEXT, inner, max_size=3),
+    max_leaves=6,
+)
+KEYS = FIELDS | TEXT | st.integers() | st.none() | st.booleans()
+
+
+def mostly(likely: st.SearchStrategy[Any], other: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """`likely` seven times in eight, else `other`."""
+    return st.integers(0, 7).flatmap(lambda n: likely if n else other)
+
+
+def often(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """A valid value seven times in eight, else anything."""
+    return mostly(valid, VALUES)
+
+
+SITES = often(st.sampled_from(["a", "local", "site-b.example"]))
+TEXTS = often(TEXT)
+NEW_ENTRY = st.fixed_dictionaries(
+    {"site": SITES},
+    optional={
+        "nodes_per_block": often(st.integers(1, 10_000)),
+        "max_blocks": often(st.integers(1, 10_000)),
+        "parallelism": often(st.floats(0.01, 1)),
+        "cores_per_worker": often(st.floats(0.1, 4096) | st.integers(1, 4096)),
+        "walltime": often(st.sampled_from(["0:00:01", "00:30:00", "9999:59:59"])),
+        "run_dir": often(st.sampled_from(["~", "~/runs", "/scratch/u_1/.r+x"])),
+        "env": often(st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,5}", fullmatch=True), TEXT)),
+        "partition": TEXTS,
+        "worker_init": TEXTS,
+    },
+)
+LEGACY_ENTRY = st.fixed_dictionaries(
+    {"POOL": SITES},
+    optional={
+        "NODES": often(st.integers(1, 99).map(str) | st.integers(1, 99)),
+        "CORES_PER_WORKER": often(st.sampled_from(["1", "0.5", 4, 2.5])),
+        "WALLTIME": often(st.just("01:00:00")),
+        "RUN_DIR": often(st.just("/home/__USER__/run")),
+        "PARTITION": TEXTS,
+        "HOST_IP": VALUES,
+        "SlurmProvider": often(
+            st.fixed_dictionaries({}, optional={"max_blocks": often(st.integers(1, 5))})
+        ),
+    },
+)
+# Mostly near-valid entries, with a random key now and then.
+ENTRIES = st.builds(
+    lambda entry, extra: {**entry, **extra},
+    NEW_ENTRY | LEGACY_ENTRY,
+    st.just({}) | st.dictionaries(KEYS, VALUES, max_size=2),
+)
+LABELS = mostly(st.from_regex(validation.LABEL, fullmatch=True), KEYS)
+DOCUMENTS = mostly(st.dictionaries(LABELS, mostly(ENTRIES, VALUES), max_size=3), VALUES)
+
+
+def assert_loads_or_one_line_error(path: Path) -> None:
+    try:
+        specs = load_executors(path)
+    except PwrunError as exc:
+        message = str(exc)
+        assert message.startswith(f"{path}: "), message
+        assert message.splitlines() == [message], message
+        return
+    for label, spec in specs.items():
+        validation.label(label)
+        validation.remote_path(spec.run_dir)
+        validation.cluster_name(spec.site)
+
+
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(document=DOCUMENTS)
+def test_any_yaml_document(tmp_path_factory: pytest.TempPathFactory, document: Any) -> None:
+    path = tmp_path_factory.getbasetemp() / "any.yml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    assert_loads_or_one_line_error(path)
+
+
+@FAST
+@given(document=DOCUMENTS)
+def test_any_json_document(tmp_path_factory: pytest.TempPathFactory, document: Any) -> None:
+    path = tmp_path_factory.getbasetemp() / "any.json"
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    assert_loads_or_one_line_error(path)
+
+
+@FAST
+@given(
+    label=TEXT,
+    field=FIELDS | TEXT,
+    value=TEXT,
+    suffix=st.sampled_from([".yml", ".json"]),
+)
+def test_any_text(
+    tmp_path_factory: pytest.TempPathFactory, label: str, field: str, value: str, suffix: str
+) -> None:
+    """Unquoted text in the YAML syntax, or pasted into JSON: whatever it parses as."""
+    path = tmp_path_factory.getbasetemp() / f"text{suffix}"
+    if suffix == ".yml":
+        text = f"{label}:\n  site: a\n  {field}: {value}\n"
+    else:
+        text = f'{{"{label}": {{"POOL": "a", "{field}": {value}}}}}'
+    path.write_text(text, encoding="utf-8")
+    assert_loads_or_one_line_error(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("label.yml", "x$(touch$IFS.p):\n  site: a\n"),
+        ("null.json", '{"map": {"POOL": "a", "NODES": null}}'),
+        ("twice.yml", "map:\n  site: a\n  site: b\n"),
+        ("nodes.yml", "map:\n  site: a\n  nodes_per_block: 1000000\n"),
+    ],
+)
+def test_cli_reports_a_bad_file_in_one_line(tmp_path: Path, name: str, content: str) -> None:
+    bad = write(tmp_path, name, content)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pwrun.cli", "run", str(ROOT / "examples/hello.py"), "-e", str(bad)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PWRUN_HOME": str(tmp_path / "state")},
+    )  # fmt: skip
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / ".p").exists() and not (tmp_path / "state" / "runs").exists()
