@@ -9,50 +9,90 @@ YAML, keyed by label::
 
 parsl_utils' executors.json (POOL, PARTITION, NODES, ...) is read too; the fields the platform
 used to fill in (HOST_IP, HOST_USER, WORKER_PORT_*) now come from inventory facts.
+
+Every problem is one `PwrunError` line naming the file, the label and the field.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from pwrun import validation
 from pwrun.errors import PwrunError
 
 LOCAL_SITE = "local"
+
+# Bounds: far above any real cluster, low enough that a typo fails here rather than as a Slurm
+# job that never starts or a Parsl scaling loop that never ends.
+MAX_NODES_PER_BLOCK = 10_000
+MAX_BLOCKS = 10_000
+MAX_WORKERS_PER_NODE = 4096
+MAX_CORES_PER_WORKER = 4096
+WALLTIME = r"^[0-9]{1,4}:[0-5][0-9]:[0-5][0-9]$"  # H:MM:SS, up to 9999 hours
+
+
+def _no_nul(value: str) -> str:
+    if "\0" in value:
+        raise ValueError("NUL characters are not allowed")
+    return value
+
+
+def _some_time(walltime: str) -> str:
+    if not walltime.strip("0:"):
+        raise ValueError("walltime must be more than 00:00:00")
+    return walltime
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 class ExecutorSpec(BaseModel):
     """How one Parsl executor (one label) runs on one site."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: no "2" or true for an int, no 2.7 truncated to 2
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    site: str = Field(description="Inventory host (cluster name); 'local' for this machine.")
+    site: validation.ClusterName = Field(
+        description="Inventory host (cluster name); 'local' for this machine."
+    )
     provider: Literal["slurm", "local"] | None = Field(
         None, description="slurm on a cluster, local on this machine (the default for each)."
     )
-    partition: str | None = None
-    nodes_per_block: int = Field(1, ge=1)
-    init_blocks: int = Field(1, ge=0)
-    min_blocks: int = Field(0, ge=0)
-    max_blocks: int = Field(1, ge=1)
-    parallelism: float = Field(1.0, gt=0, le=1)
-    walltime: str = Field("00:30:00", pattern=r"^\d+:\d{2}:\d{2}$")
-    cores_per_worker: float = Field(1.0, gt=0)
-    max_workers_per_node: int | None = Field(None, ge=1)
-    scheduler_options: str = ""
-    env: dict[str, str] = Field(default_factory=dict)
-    worker_init: str = ""
-    run_dir: str = Field(
+    partition: Text | None = None
+    nodes_per_block: int = Field(1, ge=1, le=MAX_NODES_PER_BLOCK)
+    init_blocks: int = Field(1, ge=0, le=MAX_BLOCKS)
+    min_blocks: int = Field(0, ge=0, le=MAX_BLOCKS)
+    max_blocks: int = Field(1, ge=1, le=MAX_BLOCKS)
+    parallelism: float = Field(1.0, gt=0, le=1, allow_inf_nan=False)
+    walltime: Annotated[str, AfterValidator(_some_time)] = Field("00:30:00", pattern=WALLTIME)
+    cores_per_worker: float = Field(1.0, gt=0, le=MAX_CORES_PER_WORKER, allow_inf_nan=False)
+    max_workers_per_node: int | None = Field(None, ge=1, le=MAX_WORKERS_PER_NODE)
+    scheduler_options: Text = ""
+    env: dict[str, Text] = Field(default_factory=dict)
+    worker_init: Text = ""
+    run_dir: validation.RemotePath = Field(
         "~/.pwrun/runs", description="Directory on the site under which each run keeps its files."
     )
 
     @model_validator(mode="after")
     def _provider_matches_site(self) -> ExecutorSpec:
-        expected = "local" if self.site == LOCAL_SITE else "slurm"
+        expected: Literal["slurm", "local"] = "local" if self.site == LOCAL_SITE else "slurm"
         if self.provider not in (None, expected):
             raise ValueError(
                 f"provider {self.provider} does not run on site {self.site!r}: "
@@ -64,19 +104,47 @@ class ExecutorSpec(BaseModel):
     @field_validator("env")
     @classmethod
     def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
+        """Names are written unquoted after `export`: ASCII shell identifiers only."""
         for name in env:
-            if not name.isidentifier():
-                raise ValueError(f"not an environment variable name: {name!r}")
+            if not (name.isascii() and name.isidentifier()):
+                raise ValueError(
+                    f"not an environment variable name: {name!r}: use ASCII letters, digits "
+                    "and '_', not starting with a digit"
+                )
         return env
 
 
+class FieldError(ValueError):
+    """A problem with one field of an entry: `loc` is its path, e.g. ("SlurmProvider", "x")."""
+
+    def __init__(self, loc: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+class DuplicateKeyError(ValueError):
+    """A mapping gives the same key twice; `line` is 1-based (None for JSON)."""
+
+    def __init__(self, key: object, line: int | None) -> None:
+        super().__init__(f"duplicate key {key!r}" + (f" (line {line})" if line else ""))
+
+
 LEGACY_FIELDS = {
+    "POOL": "site",
+    "RESOURCE": "site",
     "PARTITION": "partition",
     "NODES": "nodes_per_block",
     "WALLTIME": "walltime",
     "CORES_PER_WORKER": "cores_per_worker",
     "RUN_DIR": "run_dir",
 }
+# parsl_utils wrote numbers as text ("2", "0.5"): such text is read as a number; any other value
+# (true, 2.7 for NODES, "two") goes to ExecutorSpec as it is and is refused there.
+LEGACY_NUMBERS: dict[str, TypeAdapter[Any]] = {
+    "NODES": TypeAdapter(int),
+    "CORES_PER_WORKER": TypeAdapter(float),
+}
+NULL_REFUSED = "null is not allowed: give a value or leave the field out"
 LEGACY_IGNORED = {
     # filled in by the PW platform, now inventory facts; or parsl_utils' own plumbing
     "HOST_IP", "HOST_USER", "WORKER_PORT_1", "WORKER_PORT_2", "ADDRESS", "WORKDIR", "POOL_TYPE",
@@ -89,61 +157,154 @@ LEGACY_PROVIDER_KEYS = {
 }  # fmt: skip
 
 
-def from_legacy(label: str, entry: dict[str, Any]) -> dict[str, Any]:
-    """Translate one parsl_utils executors.json entry into this file's fields."""
-    site = entry.get("POOL") or entry.get("RESOURCE")
-    if not site:
-        raise ValueError(f"{label}: POOL (or RESOURCE) is required")
-    spec: dict[str, Any] = {"site": site}
+def from_legacy(entry: Mapping[Any, Any]) -> tuple[dict[str, Any], dict[str, tuple[str, ...]]]:
+    """Translate one parsl_utils executors.json entry (it has POOL or RESOURCE) into fields.
+
+    Returns the fields and, per field, the legacy name it came from (for `describe`).
+    """
+    spec: dict[str, Any] = {}
+    origin: dict[str, tuple[str, ...]] = {}
+
+    def take(field: str, loc: tuple[str, ...], value: Any) -> None:
+        # parsl_utils gave null no meaning (complete_exec_conf.py tests `"HOST_IP" not in entry`;
+        # a null reached Parsl as None), so a null is refused in every field read here. Ignored
+        # fields are never read, whatever they hold.
+        if value is None:
+            raise FieldError(loc, NULL_REFUSED)
+        if field in origin:
+            raise FieldError(loc, f"{field} is already given by {'.'.join(origin[field])}")
+        spec[field], origin[field] = value, loc
+
     for key, value in entry.items():
         if key in LEGACY_FIELDS:
-            spec[LEGACY_FIELDS[key]] = value
+            number = LEGACY_NUMBERS.get(key)
+            if number is not None and isinstance(value, str):
+                with contextlib.suppress(ValidationError):  # else ExecutorSpec names it
+                    value = number.validate_python(value, strict=False)
+            take(LEGACY_FIELDS[key], (key,), value)
         elif key == "SlurmProvider":
-            unknown = set(value) - LEGACY_PROVIDER_KEYS
-            if unknown:
-                raise ValueError(f"{label}.SlurmProvider: unsupported {', '.join(sorted(unknown))}")
-            spec.update(value)
-        elif key not in LEGACY_IGNORED and key not in ("POOL", "RESOURCE"):
-            raise ValueError(f"{label}: unknown field {key}")
-    for key in ("nodes_per_block",):
-        if key in spec:
-            spec[key] = int(spec[key])
-    if "cores_per_worker" in spec:
-        spec["cores_per_worker"] = float(spec["cores_per_worker"])
-    return spec
+            if not isinstance(value, dict):
+                raise FieldError((key,), NULL_REFUSED if value is None else "expected a mapping")
+            for name, setting in value.items():
+                if name not in LEGACY_PROVIDER_KEYS:
+                    raise FieldError((key, name), "not supported by pwrun")
+                take(name, (key, name), setting)
+        elif key not in LEGACY_IGNORED:
+            raise FieldError((key,), "unknown field")
+    return spec, origin
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader, refusing a key given twice in one mapping (merges `<<` aside)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._checked: set[yaml.Node] = set()
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        # Before the first flattening node.value holds the keys as written; merged ones come later.
+        if node not in self._checked:
+            self._checked.add(node)
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                except TypeError:
+                    continue  # unhashable: the SafeLoader refuses it
+                if duplicate:
+                    raise DuplicateKeyError(key, key_node.start_mark.line + 1)
+                seen.add(key)
+        super().flatten_mapping(node)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object_pairs_hook: refuse a key given twice in one object."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise DuplicateKeyError(key, None)
+        result[key] = value
+    return result
+
+
+def parse(path: Path) -> Any:
+    """The file's document: JSON when it ends in `.json`, YAML otherwise."""
+    kind = "JSON" if path.suffix == ".json" else "YAML"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PwrunError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PwrunError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        if kind == "JSON":
+            return json.loads(text, object_pairs_hook=_unique_keys)
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except DuplicateKeyError as exc:
+        raise PwrunError(f"{path}: {exc}") from None
+    except RecursionError:
+        raise PwrunError(f"{path}: not valid {kind}: nested too deeply") from None
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: e.g. an int of 5000 digits
+        if isinstance(exc, yaml.MarkedYAMLError) and exc.problem and exc.problem_mark:
+            where = ", ".join(filter(None, [exc.context, exc.problem]))
+            problem = f"{where} (line {exc.problem_mark.line + 1})"
+        else:
+            problem = next(iter(str(exc).splitlines()), type(exc).__name__)
+        raise PwrunError(f"{path}: not valid {kind}: {problem}") from None
+
+
+def _check_label(label: object) -> None:
+    """Labels reach job names, file names, remote paths and tunnel names: validation.label."""
+    try:
+        validation.label(label if isinstance(label, str) else "")  # "" is never a label
+    except ValueError:
+        raise ValueError(f"label not allowed: use {validation.LABEL_RULE}") from None
 
 
 def load_executors(path: Path) -> dict[str, ExecutorSpec]:
     """Read and validate an executors file; errors name the file, label and field."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise PwrunError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise PwrunError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
-                         f"{str(exc).splitlines()[0]}") from None  # fmt: skip
+    data = parse(path)
     if not isinstance(data, dict) or not data:
         raise PwrunError(f"{path}: expected a mapping of executor labels to settings")
     specs = {}
     for label, entry in data.items():
-        if not isinstance(entry, dict):
-            raise PwrunError(f"{path}: {label}: expected a mapping of settings")
+        origin: dict[str, tuple[str, ...]] = {}
         try:
-            legacy = "POOL" in entry or "RESOURCE" in entry
-            specs[str(label)] = ExecutorSpec(**(from_legacy(label, entry) if legacy else entry))
+            _check_label(label)
+            if not isinstance(entry, dict):
+                raise ValueError("expected a mapping of settings")
+            if "POOL" in entry or "RESOURCE" in entry:
+                entry, origin = from_legacy(entry)
+            specs[label] = ExecutorSpec.model_validate(entry)
         except ValueError as exc:
-            raise PwrunError(f"{path}: {describe(label, exc)}") from None
+            raise PwrunError(f"{path}: {describe(label, exc, origin)}") from None
     return specs
 
 
-def describe(label: str, exc: ValueError) -> str:
-    """One line per problem: label.field: message."""
+def _name(part: object) -> str:
+    """A label or field as written when it is a plain name, else quoted (never a line break)."""
+    return part if isinstance(part, str) and validation.LABEL.fullmatch(part) else repr(part)
+
+
+def _renamed(loc: tuple[Any, ...], origin: Mapping[str, tuple[str, ...]]) -> tuple[Any, ...]:
+    """`loc` with its field replaced by where it came from (a legacy name)."""
+    return (*origin.get(str(loc[0]), loc[:1]), *loc[1:]) if loc else loc
+
+
+def describe(label: object, exc: ValueError, origin: Mapping[str, tuple[str, ...]] = {}) -> str:
+    """One line per problem, `label.field: message`; `origin` renames fields (legacy names)."""
+    problems: list[tuple[tuple[Any, ...], str]]
     if isinstance(exc, ValidationError):
-        return "; ".join(
-            ".".join([str(label), *map(str, e["loc"])])
-            + f": {e['msg'].removeprefix('Value error, ')}"
+        problems = [
+            (_renamed(e["loc"], origin), e["msg"].removeprefix("Value error, "))
             for e in exc.errors()
-        )
-    return str(exc)
+        ]
+    else:
+        problems = [(exc.loc if isinstance(exc, FieldError) else (), str(exc))]
+    return "; ".join(
+        ".".join(_name(part) for part in (label, *loc)) + f": {message}"
+        for loc, message in problems
+    )

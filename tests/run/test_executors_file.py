@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from pwrun import validation
 from pwrun.errors import PwrunError
-from pwrun.parslcfg.executors import load_executors
+from pwrun.parslcfg.executors import (
+    LEGACY_FIELDS,
+    LEGACY_IGNORED,
+    LEGACY_PROVIDER_KEYS,
+    ExecutorSpec,
+    load_executors,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -82,7 +98,7 @@ def test_parsl_utils_executors_json(tmp_path: Path) -> None:
 
 def test_parsl_utils_unknown_field(tmp_path: Path) -> None:
     path = write(tmp_path, "executors.json", json.dumps({"e": {"POOL": "p", "NODEZ": 1}}))
-    with pytest.raises(PwrunError, match="e: unknown field NODEZ"):
+    with pytest.raises(PwrunError, match=r"executors\.json: e\.NODEZ: unknown field"):
         load_executors(path)
 
 
@@ -95,3 +111,401 @@ def test_local_site_runs_on_this_machine(tmp_path: Path) -> None:
         load_executors(write(tmp_path, "e.yml", "here:\n  site: local\n  provider: slurm\n"))
     with pytest.raises(PwrunError, match="here: provider local does not run on site 'a'"):
         load_executors(write(tmp_path, "e.yml", "here:\n  site: a\n  provider: local\n"))
+
+
+def error(tmp_path: Path, name: str, text: str) -> str:
+    """The one-line PwrunError a bad file gives, checked to start with the file's path."""
+    path = write(tmp_path, name, text)
+    with pytest.raises(PwrunError) as raised:
+        load_executors(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: ") and len(message.splitlines()) == 1, message
+    return message.removeprefix(f"{tmp_path}/")
+
+
+LABEL_RULE = "label not allowed: use letters, digits, '_' and '-', starting with a letter"
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        ('"x$(touch$IFS.p)"', "'x$(touch$IFS.p)'"),
+        ('".."', "'..'"),
+        ("a/b", "'a/b'"),
+        ('"{x}"', "'{x}'"),
+        ("_parsl_internal", "'_parsl_internal'"),
+        ('""', "''"),
+        ('"a\\nb"', "'a\\nb'"),
+        ("x" * 64, repr("x" * 64)),
+        ("1", "1"),
+        ("null", "None"),
+        ("true", "True"),
+    ],
+)
+def test_labels_must_be_plain_names(tmp_path: Path, key: str, shown: str) -> None:
+    assert error(tmp_path, "x.yml", f"{key}:\n  site: a\n").startswith(
+        f"x.yml: {shown}: {LABEL_RULE}"
+    )
+
+
+def test_label_rule_applies_to_executors_json(tmp_path: Path) -> None:
+    text = json.dumps({"a b": {"POOL": "p"}})
+    assert error(tmp_path, "executors.json", text).startswith(
+        f"executors.json: 'a b': {LABEL_RULE}"
+    )
+
+
+def test_longest_label_is_read(tmp_path: Path) -> None:
+    label = "A" + "-_9" * 20 + "zz"
+    assert list(load_executors(write(tmp_path, "x.yml", f"{label}:\n  site: a\n"))) == [label]
+
+
+@pytest.mark.parametrize("run_dir", ["'{x}'", "'/a b'", "$HOME/x", "/a/../b", "~/..", "runs", "''"])
+def test_run_dir_is_a_plain_remote_path(tmp_path: Path, run_dir: str) -> None:
+    text = f"map:\n  site: a\n  run_dir: {run_dir}\n"
+    assert "x.yml: map.run_dir: " in error(tmp_path, "x.yml", text)
+
+
+def test_legacy_run_dir_is_named_as_written(tmp_path: Path) -> None:
+    text = json.dumps({"map": {"POOL": "p", "RUN_DIR": "/x/../y"}})
+    assert "executors.json: map.RUN_DIR: '/x/../y' is not allowed here" in error(
+        tmp_path, "executors.json", text
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"NODES": None}, "map.NODES: null is not allowed"),
+        ({"POOL": None}, "map.POOL: null is not allowed"),
+        ({"PARTITION": None}, "map.PARTITION: null is not allowed"),
+        ({"SlurmProvider": None}, "map.SlurmProvider: null is not allowed"),
+        ({"SlurmProvider": {"max_blocks": None}}, "map.SlurmProvider.max_blocks: null is not"),
+        ({"SlurmProvider": "max_blocks"}, "map.SlurmProvider: expected a mapping"),
+        ({"SlurmProvider": {"channel": 1}}, "map.SlurmProvider.channel: not supported"),
+        ({"SlurmProvider": {"max_blocks": "3"}}, "map.SlurmProvider.max_blocks: Input should be"),
+        ({"SlurmProvider": {"max_blocks": 2.0}}, "map.SlurmProvider.max_blocks: Input should be"),
+        ({"NODES": "two"}, "map.NODES: Input should be a valid integer"),
+        ({"NODES": True}, "map.NODES: Input should be a valid integer"),
+        ({"NODES": 2.7}, "map.NODES: Input should be a valid integer"),
+        ({"NODES": "2.7"}, "map.NODES: Input should be a valid integer"),
+        ({"NODES": "0"}, "map.NODES: Input should be greater than or equal to 1"),
+        ({"CORES_PER_WORKER": True}, "map.CORES_PER_WORKER: Input should be a valid number"),
+        ({"CORES_PER_WORKER": "nan"}, "map.CORES_PER_WORKER: Input should be a finite number"),
+        ({"CORES_PER_WORKER": 1e400}, "map.CORES_PER_WORKER: Input should be a finite number"),
+        ({"CORES_PER_WORKER": "a lot"}, "map.CORES_PER_WORKER: Input should be a valid number"),
+        ({"WALLTIME": 3600}, "map.WALLTIME: Input should be a valid string"),
+        ({"POOL": "p", "RESOURCE": "q"}, "map.RESOURCE: site is already given by POOL"),
+        (
+            {"PARTITION": "a", "SlurmProvider": {"partition": "b"}},
+            "map.SlurmProvider.partition: partition is already given by PARTITION",
+        ),
+    ],
+)
+def test_legacy_values_are_strict(tmp_path: Path, entry: dict[str, object], expected: str) -> None:
+    text = json.dumps({"map": {"POOL": "p", **entry}})
+    assert error(tmp_path, "executors.json", text).startswith(f"executors.json: {expected}")
+
+
+def test_legacy_numbers_written_as_text_or_numbers(tmp_path: Path) -> None:
+    entry = {"POOL": "p", "NODES": 3, "CORES_PER_WORKER": "0.5", "HOST_IP": None}
+    spec = load_executors(write(tmp_path, "executors.json", json.dumps({"m": entry})))["m"]
+    assert (spec.nodes_per_block, spec.cores_per_worker) == (3, 0.5)
+    entry = {"POOL": "p", "CORES_PER_WORKER": 4}
+    assert (
+        load_executors(write(tmp_path, "e.json", json.dumps({"m": entry})))["m"].cores_per_worker
+        == 4.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("nodes_per_block", "true", "Input should be a valid integer"),
+        ("nodes_per_block", "2.7", "Input should be a valid integer"),
+        ("nodes_per_block", "'2'", "Input should be a valid integer"),
+        ("max_blocks", "2.0", "Input should be a valid integer"),
+        ("init_blocks", "false", "Input should be a valid integer"),
+        ("max_workers_per_node", "'4'", "Input should be a valid integer"),
+        ("cores_per_worker", "true", "Input should be a valid number"),
+        ("cores_per_worker", "'1'", "Input should be a valid number"),
+        ("cores_per_worker", ".nan", "Input should be a finite number"),
+        ("cores_per_worker", "1.0e+400", "Input should be a finite number"),
+        ("cores_per_worker", "1e400", "Input should be a valid number"),  # YAML 1.1: a string
+        ("parallelism", ".inf", "Input should be a finite number"),
+        ("parallelism", "0", "Input should be greater than 0"),
+        ("walltime", "3600", "Input should be a valid string"),
+        ("partition", "[a]", "Input should be a valid string"),
+    ],
+)
+def test_yaml_values_are_strict(tmp_path: Path, field: str, value: str, expected: str) -> None:
+    text = f"map:\n  site: a\n  {field}: {value}\n"
+    assert error(tmp_path, "x.yml", text) == f"x.yml: map.{field}: {expected}"
+
+
+def test_numbers_of_the_other_kind_where_harmless(tmp_path: Path) -> None:
+    text = "map:\n  site: a\n  cores_per_worker: 2\n  parallelism: 1\n  partition: null\n"
+    spec = load_executors(write(tmp_path, "x.yml", text))["map"]
+    assert (spec.cores_per_worker, spec.parallelism, spec.partition) == (2.0, 1.0, None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("nodes_per_block", 10_001),
+        ("nodes_per_block", 1_000_000),
+        ("max_blocks", 10_001),
+        ("init_blocks", 10_001),
+        ("min_blocks", 10_001),
+        ("max_workers_per_node", 4097),
+        ("cores_per_worker", 4096.5),
+        ("parallelism", 1.01),
+        ("walltime", "'1:60:00'"),
+        ("walltime", "'1:00:60'"),
+        ("walltime", "'10000:00:00'"),
+        ("walltime", "'00:00:00'"),
+        ("walltime", "'\\uff11:00:00'"),
+    ],
+)
+def test_bounds(tmp_path: Path, field: str, value: object) -> None:
+    assert f"x.yml: map.{field}: " in error(
+        tmp_path, "x.yml", f"map:\n  site: a\n  {field}: {value}\n"
+    )
+
+
+def test_largest_values_are_read(tmp_path: Path) -> None:
+    text = (
+        "map:\n  site: a\n  nodes_per_block: 10000\n  max_blocks: 10000\n"
+        "  max_workers_per_node: 4096\n  cores_per_worker: 4096\n  walltime: '9999:59:59'\n"
+    )
+    spec = load_executors(write(tmp_path, "x.yml", text))["map"]
+    assert (spec.nodes_per_block, spec.max_workers_per_node, spec.walltime) == (
+        10000, 4096, "9999:59:59",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ("{Ä: y}", "map.env: not an environment variable name: 'Ä'"),
+        ("{A-B: y}", "map.env: not an environment variable name: 'A-B'"),
+        ('{X: "a\\0b"}', "map.env.X: NUL characters are not allowed"),
+        ("{X: 1}", "map.env.X: Input should be a valid string"),
+    ],
+)
+def test_env_names_and_values(tmp_path: Path, env: str, expected: str) -> None:
+    assert expected in error(tmp_path, "x.yml", f"map:\n  site: a\n  env: {env}\n")
+
+
+def test_site_is_a_cluster_name(tmp_path: Path) -> None:
+    assert "x.yml: map.site: 'a b' is not allowed here" in error(
+        tmp_path, "x.yml", "map:\n  site: a b\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("x.yml", "map:\n  site: a\nred:\n  site: b\nmap:\n  site: c\n",
+         "x.yml: duplicate key 'map' (line 5)"),
+        ("x.yml", "map:\n  site: a\n  site: b\n", "x.yml: duplicate key 'site' (line 3)"),
+        ("x.yml", "map: {env: {X: a, X: b}, site: a}\n", "x.yml: duplicate key 'X' (line 1)"),
+        ("x.json", '{"map": {"site": "a"}, "map": {"site": "b"}}', "x.json: duplicate key 'map'"),
+        ("x.json", '{"m": {"POOL": "a", "NODES": "1", "NODES": "2"}}',
+         "x.json: duplicate key 'NODES'"),
+    ],
+)  # fmt: skip
+def test_duplicate_keys(tmp_path: Path, name: str, text: str, expected: str) -> None:
+    assert error(tmp_path, name, text) == expected
+
+
+def test_yaml_merge_keys_may_override(tmp_path: Path) -> None:
+    text = (
+        "base: &base\n  site: a\n  max_blocks: 2\n"
+        "mid: &mid\n  <<: *base\n  max_blocks: 3\n"
+        "top:\n  <<: *mid\n  max_blocks: 4\n"
+    )
+    specs = load_executors(write(tmp_path, "x.yml", text))
+    assert [spec.max_blocks for spec in specs.values()] == [2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("x.yml", b"map:\n  site: \xff\n", "x.yml: not UTF-8 text"),
+        ("x.yml", b"map: " + b"9" * 5000 + b"\n", "x.yml: not valid YAML: Exceeds the limit"),
+        ("x.json", b'{"m": ' + b"9" * 5000 + b"}", "x.json: not valid JSON: Exceeds the limit"),
+        ("x.json", b"[" * 100_000, "x.json: not valid JSON: nested too deeply"),
+        ("x.yml", b"[" * 100_000, "x.yml: not valid YAML: nested too deeply"),
+        ("x.yml", b"map: !!python/object:os.system {}\n", "x.yml: not valid YAML: could not"),
+        (
+            "x.yml",
+            b"a: 1\n---\nb: 2\n",
+            "x.yml: not valid YAML: expected a single document in the stream, but found another",
+        ),
+    ],
+    ids=[
+        "utf8",
+        "big-yaml-int",
+        "big-json-int",
+        "deep-json",
+        "deep-yaml",
+        "python-tag",
+        "two-docs",
+    ],
+)
+def test_unreadable_documents(tmp_path: Path, name: str, content: bytes, expected: str) -> None:
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(PwrunError) as raised:
+        load_executors(tmp_path / name)
+    message = str(raised.value)
+    assert message.removeprefix(f"{tmp_path}/").startswith(expected), message
+    assert len(message.splitlines()) == 1
+
+
+# Property tests: whatever the file holds, load_executors returns specs that pass
+# pwrun.validation, or raises one PwrunError line that starts with the file's path.
+
+NASTY = st.sampled_from(
+    ["", "..", "a/b", "x$(touch$IFS.p)", "`id`", "{x}", "~", "~/x", "~/../x", "/tmp/r", "a\nb",
+     "a\0b", "\u2028", "\x85", "\u00c4", "_parsl_internal", "x" * 64, "map", "local", "a b", "-o",
+     "00:30:00", "1:60:00", "2", "2.7", "nan", "1e400", "true", "null", "<<", "NODES"]
+)  # fmt: skip
+TEXT = st.text(max_size=10) | NASTY
+FIELDS = st.sampled_from(
+    sorted({*ExecutorSpec.model_fields, *LEGACY_FIELDS, *LEGACY_IGNORED, *LEGACY_PROVIDER_KEYS,
+            "SlurmProvider", "NODEZ"})
+)  # fmt: skip
+SCALARS = st.none() | st.booleans() | st.integers(-2, 10_002) | st.integers() | st.floats() | TEXT
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(FIELDS | TEXT, inner, max_size=3),
+    max_leaves=6,
+)
+KEYS = FIELDS | TEXT | st.integers() | st.none() | st.booleans()
+
+
+def mostly(likely: st.SearchStrategy[Any], other: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """`likely` seven times in eight, else `other`."""
+    return st.integers(0, 7).flatmap(lambda n: likely if n else other)
+
+
+def often(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """A valid value seven times in eight, else anything."""
+    return mostly(valid, VALUES)
+
+
+SITES = often(st.sampled_from(["a", "local", "site-b.example"]))
+TEXTS = often(TEXT)
+NEW_ENTRY = st.fixed_dictionaries(
+    {"site": SITES},
+    optional={
+        "nodes_per_block": often(st.integers(1, 10_000)),
+        "max_blocks": often(st.integers(1, 10_000)),
+        "parallelism": often(st.floats(0.01, 1)),
+        "cores_per_worker": often(st.floats(0.1, 4096) | st.integers(1, 4096)),
+        "walltime": often(st.sampled_from(["0:00:01", "00:30:00", "9999:59:59"])),
+        "run_dir": often(st.sampled_from(["~", "~/runs", "/scratch/u_1/.r+x"])),
+        "env": often(st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,5}", fullmatch=True), TEXT)),
+        "partition": TEXTS,
+        "worker_init": TEXTS,
+    },
+)
+LEGACY_ENTRY = st.fixed_dictionaries(
+    {"POOL": SITES},
+    optional={
+        "NODES": often(st.integers(1, 99).map(str) | st.integers(1, 99)),
+        "CORES_PER_WORKER": often(st.sampled_from(["1", "0.5", 4, 2.5])),
+        "WALLTIME": often(st.just("01:00:00")),
+        "RUN_DIR": often(st.just("/home/__USER__/run")),
+        "PARTITION": TEXTS,
+        "HOST_IP": VALUES,
+        "SlurmProvider": often(
+            st.fixed_dictionaries({}, optional={"max_blocks": often(st.integers(1, 5))})
+        ),
+    },
+)
+# Mostly near-valid entries, with a random key now and then.
+ENTRIES = st.builds(
+    lambda entry, extra: {**entry, **extra},
+    NEW_ENTRY | LEGACY_ENTRY,
+    st.just({}) | st.dictionaries(KEYS, VALUES, max_size=2),
+)
+LABELS = mostly(st.from_regex(validation.LABEL, fullmatch=True), KEYS)
+DOCUMENTS = mostly(st.dictionaries(LABELS, mostly(ENTRIES, VALUES), max_size=3), VALUES)
+
+
+def assert_loads_or_one_line_error(path: Path) -> None:
+    try:
+        specs = load_executors(path)
+    except PwrunError as exc:
+        message = str(exc)
+        assert message.startswith(f"{path}: "), message
+        assert message.splitlines() == [message], message
+        return
+    for label, spec in specs.items():
+        validation.label(label)
+        validation.remote_path(spec.run_dir)
+        validation.cluster_name(spec.site)
+
+
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(document=DOCUMENTS)
+def test_any_yaml_document(tmp_path_factory: pytest.TempPathFactory, document: Any) -> None:
+    path = tmp_path_factory.getbasetemp() / "any.yml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    assert_loads_or_one_line_error(path)
+
+
+@FAST
+@given(document=DOCUMENTS)
+def test_any_json_document(tmp_path_factory: pytest.TempPathFactory, document: Any) -> None:
+    path = tmp_path_factory.getbasetemp() / "any.json"
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    assert_loads_or_one_line_error(path)
+
+
+@FAST
+@given(
+    label=TEXT,
+    field=FIELDS | TEXT,
+    value=TEXT,
+    suffix=st.sampled_from([".yml", ".json"]),
+)
+def test_any_text(
+    tmp_path_factory: pytest.TempPathFactory, label: str, field: str, value: str, suffix: str
+) -> None:
+    """Unquoted text in the YAML syntax, or pasted into JSON: whatever it parses as."""
+    path = tmp_path_factory.getbasetemp() / f"text{suffix}"
+    if suffix == ".yml":
+        text = f"{label}:\n  site: a\n  {field}: {value}\n"
+    else:
+        text = f'{{"{label}": {{"POOL": "a", "{field}": {value}}}}}'
+    path.write_text(text, encoding="utf-8")
+    assert_loads_or_one_line_error(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("label.yml", "x$(touch$IFS.p):\n  site: a\n"),
+        ("null.json", '{"map": {"POOL": "a", "NODES": null}}'),
+        ("twice.yml", "map:\n  site: a\n  site: b\n"),
+        ("nodes.yml", "map:\n  site: a\n  nodes_per_block: 1000000\n"),
+    ],
+)
+def test_cli_reports_a_bad_file_in_one_line(tmp_path: Path, name: str, content: str) -> None:
+    bad = write(tmp_path, name, content)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pwrun.cli", "run", str(ROOT / "examples/hello.py"), "-e", str(bad)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PWRUN_HOME": str(tmp_path / "state")},
+    )  # fmt: skip
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / ".p").exists() and not (tmp_path / "state" / "runs").exists()
