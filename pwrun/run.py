@@ -209,7 +209,7 @@ def connect(
     """Open one executor's tunnel and make its remote run directory, recording both first."""
     target = ssh_target(spec.site, hostvars)
     home = target.run("echo $HOME").stdout.strip()
-    base = home + spec.run_dir[1:] if spec.run_dir.startswith("~") else spec.run_dir
+    base = home + spec.run_dir[1:] if spec.run_dir.startswith("~") else spec.run_dir  # ~ or ~/
     address = worker_address(spec.site, hostvars)
     executor = ExecutorRecord(
         label, spec.site, target, f"{base}/{record.id}/{label}", f"{record.id}-{label}"

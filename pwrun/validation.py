@@ -24,7 +24,7 @@ USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}\$?")
 _DNS_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_DNS_LABEL}(?:\.{_DNS_LABEL})*\.?")
 # Directories on a site: absolute or under the home directory, plain characters only.
-REMOTE_PATH = re.compile(r"(?:~|/|~/)[A-Za-z0-9._+/-]*")
+REMOTE_PATH = re.compile(r"~|~?/[A-Za-z0-9._+/-]*")  # not ~user: another home
 
 LABEL_RULE = "letters, digits, '_' and '-', starting with a letter, at most 63 characters"
 CLUSTER_NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit"

@@ -166,6 +166,13 @@ def without_passwords(host: str, hostvars: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in hostvars.items() if name not in dropped}
 
 
+def write_snapshot(hostvars: dict[str, dict[str, Any]], path: Path) -> Path:
+    """A static inventory of these hosts (Ansible's view, marks kept; no passwords) at `path`."""
+    hosts = {host: without_passwords(host, hostvars[host]) for host in sorted(hostvars)}
+    state.write_atomic(path, json.dumps({"all": {"hosts": hosts}}, indent=1))
+    return path
+
+
 def allowed_env(env: dict[str, str], added: dict[str, str]) -> dict[str, str]:
     """The environment Ansible gets: what pwrun and ansible-runner set (`added`), plus the
     allow-listed variables of `env`, minus any URL that carries a password."""
@@ -238,9 +245,7 @@ def provision(
     progress = Progress(hosts, Console(stderr=True))
     private_dir = run_dir / "ansible"
     private_dir.mkdir(mode=0o700)
-    inventory = private_dir / "inventory.json"
-    snapshot = {host: without_passwords(host, hostvars[host]) for host in hosts}
-    state.write_atomic(inventory, json.dumps({"all": {"hosts": snapshot}}, indent=1))
+    inventory = write_snapshot(hostvars, private_dir / "inventory.json")
     # This run's own shared connections (an address may be reused by another cluster), under a
     # short path: a unix socket path holds at most 107 bytes.
     control_dir = Path(tempfile.mkdtemp(prefix="pwrun-cp-"))
