@@ -211,7 +211,7 @@ def down(
     problems = []
     for record in runs:
         if record.process_alive():
-            err.print(f"run {record.id} is still running (pid {record.pid}): left alone")
+            err.print(f"run {record.id} is still running (pid {record.process.pid}): left alone")
             continue
         problems += record.teardown()
         typer.echo(f"run {record.id}: torn down")
@@ -282,12 +282,15 @@ def lab_down(
     ] = False,
 ) -> None:
     """Tear a lab down, leaving nothing behind."""
-    from pwrun.lab import Lab, down_all
+    from pwrun.lab import Lab, LabError, down_all
 
     if directory is not None:
         if not (directory / "lab.json").is_file():
             raise PwrunError(f"{directory}: not a lab directory (no lab.json)")
-        Lab.load(directory).down()
+        try:
+            Lab.load(directory).down()
+        except LabError as exc:
+            raise PwrunError(f"lab: {exc}") from None
     if all_labs:
         for removed in down_all():
             typer.echo(f"removed {removed}")

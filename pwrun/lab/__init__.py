@@ -27,6 +27,8 @@ from pathlib import Path
 
 import yaml
 
+from pwrun.state import read_record, write_atomic
+
 LAB_USER = "pwlab"
 LAB_UID = 4242
 PARTITIONS = ("compute", "gpu")
@@ -206,12 +208,22 @@ class Lab:
         return found
 
     def save(self) -> None:
-        (self.directory / STATE_FILE).write_text(json.dumps(asdict(self), default=str, indent=1))
+        write_atomic(self.directory / STATE_FILE, json.dumps(asdict(self), default=str, indent=1))
 
     @classmethod
     def load(cls, directory: Path) -> Lab:
         """The lab whose state is in `directory` (up in one process, down in another)."""
-        data = json.loads((Path(directory) / STATE_FILE).read_text())
+        data = read_record(Path(directory) / STATE_FILE)
+        try:
+            return cls._from_json(data or {})
+        except (KeyError, TypeError) as exc:
+            raise LabError(
+                f"{Path(directory) / STATE_FILE}: unreadable lab record ({exc}); "
+                "`pwrun lab down --all` removes every lab"
+            ) from None
+
+    @classmethod
+    def _from_json(cls, data: dict) -> Lab:
         sites = [
             Site(
                 **{

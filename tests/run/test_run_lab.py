@@ -6,9 +6,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pwrun.lab import Lab
 
@@ -35,6 +37,7 @@ def start_slow_run(lab: Lab, home: Path) -> subprocess.Popen:
         [sys.executable, "-m", "pwrun.cli", "run", str(WORKFLOWS / "slow.py"),
          "-e", str(ONE_SITE), "-i", str(lab.inventory)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=home, env=pwrun_env(home),
+        start_new_session=True,  # pwrun leads its process group, as a shell's foreground job does
     )  # fmt: skip
     for line in proc.stdout:
         if line.strip() == "waiting":
@@ -54,12 +57,25 @@ def assert_nothing_left(lab: Lab) -> None:
 
 
 def test_multisite_run(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    canaries = {"PW_API_KEY": "pwt_canary_key", "AWS_SECRET_ACCESS_KEY": "canary_aws_secret"}
+    canaries = {
+        "PW_API_KEY": "pwt_canary_key",
+        "PW_AUTH": "pwt_canary_under_another_name",
+        "AWS_SECRET_ACCESS_KEY": "canary_aws_secret",
+        "SSHPASS": "canary_sshpass",
+        "DATABASE_URL": "postgres://u:canary_db_password@db/x",
+        "GH_PAT": "ghp_canary_pat",
+    }
     for name, value in canaries.items():
         monkeypatch.setenv(name, value)
+    inventory = yaml.safe_load(lab.inventory.read_text())
+    passwords = {"ansible_password": "canary_ssh_pw", "ansible_become_password": "canary_become"}
+    inventory["all"]["vars"].update(passwords)  # Ansible would need sshpass if it saw the first
+    inventory_file = tmp_path / "inventory.yml"
+    inventory_file.write_text(yaml.safe_dump(inventory))
+    canaries.update(passwords)
     proc = pwrun(
         "run", str(ROOT / "examples/multisite.py"),
-        "-e", str(ROOT / "examples/multisite.executors.yml"), "-i", str(lab.inventory),
+        "-e", str(ROOT / "examples/multisite.executors.yml"), "-i", str(inventory_file),
         home=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -97,15 +113,39 @@ def test_workflow_failure_is_its_exit_code_and_teardown_runs(lab: Lab, tmp_path:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_or_sigterm_mid_run_leaves_nothing(lab: Lab, tmp_path: Path, signum) -> None:
+def test_group_ctrl_c_or_sigterm_mid_run_tears_down_in_seconds(
+    lab: Lab, tmp_path: Path, signum: int
+) -> None:
+    """A terminal's Ctrl-C (or `timeout`'s SIGTERM) reaches the whole process group."""
     proc = start_slow_run(lab, tmp_path)
     try:
         assert lab.ssh("site-a", "squeue -h -u pwlab").stdout.strip(), "no block was running"
-        proc.send_signal(signum)
+        started = time.monotonic()
+        os.killpg(proc.pid, signum)
         assert proc.wait(timeout=120) == 130
+        assert time.monotonic() - started < 20, "teardown took too long"
     finally:
-        proc.kill()
-    assert "interrupted: torn down" in proc.stderr.read()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.stderr is not None and "interrupted: torn down" in proc.stderr.read()
+    assert_nothing_left(lab)
+
+
+def test_sites_get_the_client_keys_and_no_server_secret(lab: Lab, tmp_path: Path) -> None:
+    proc = start_slow_run(lab, tmp_path)
+    try:
+        run_dir = next((tmp_path / "state" / "runs").iterdir())
+        local = (run_dir / "certificates" / "server.key_secret").read_text()
+        secret = next(line for line in local.splitlines() if "secret-key" in line).strip()
+        listing = lab.ssh("site-a", "cd ~/.pwrun/runs/*/map/certificates && stat -c '%a %n' *")
+        assert sorted(listing.stdout.split("\n")[:-1]) == [
+            "600 client.key_secret", "600 server.key_secret"
+        ], listing.stdout + listing.stderr  # fmt: skip
+        remote = lab.ssh("site-a", "cat ~/.pwrun/runs/*/map/certificates/server.key_secret")
+        assert secret not in remote.stdout and "public-key" in remote.stdout
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)
     assert_nothing_left(lab)
 
 

@@ -150,3 +150,26 @@ def test_teardown_quotes_remote_paths_and_cancels_by_directory(
     assert "rmdir -- /home/pwlab/r/x " in command
     assert "index($2, d) == 1" in command and "scancel" in command
     assert RunRecord.load(record.directory).status is RunStatus.DOWN  # type: ignore[union-attr]
+
+
+def test_a_truncated_lab_record_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "lab.json").write_text('{"directory": "/tmp/x", "si')
+    proc = subprocess.run(
+        [sys.executable, "-m", "pwrun.cli", "lab", "down", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "unreadable lab record" in proc.stderr and "pwrun lab down --all" in proc.stderr
+
+
+def test_down_leaves_a_live_run_alone(home: Path, tmp_path: Path) -> None:
+    record = make_run(home)  # made by this (live) test process
+    proc = subprocess.run(
+        [sys.executable, "-m", "pwrun.cli", "down", record.id],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+        env={**os.environ, "PWRUN_HOME": str(home)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert f"is still running (pid {os.getpid()}): left alone" in proc.stderr.replace("\n", "")
+    assert RunRecord.load(record.directory).status is RunStatus.STARTING  # type: ignore[union-attr]

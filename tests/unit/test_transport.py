@@ -29,7 +29,7 @@ from pwrun.transport.ssh import SSHTarget, ssh_options
     ],
 )
 def test_hostile_hosts_and_users_are_refused(host: str, user: str | None) -> None:
-    with pytest.raises(PwrunError, match="ssh target: .* is not allowed here"):
+    with pytest.raises(PwrunError, match=r"ssh target: .* is not allowed here"):
         SSHTarget.from_ansible(host, user)
 
 
