@@ -8,14 +8,21 @@ from pathlib import Path
 import pytest
 
 from pwrun.errors import SourceError
+from pwrun.inventory.model import MAX_REPORTED, Parsed
 from pwrun.inventory.pw import Options, PwSource
 from tests.emulators.pw_api import PwApiEmulator
 from tests.inventory.conftest import PW_KEY, sample_clusters
 
 
-def listing(**options) -> dict:
+def parsed(**options) -> Parsed:
     source = PwSource(Options(**options))
-    return {cluster.name: cluster for cluster in source.parse(source.fetch())}
+    return source.parse(source.fetch())
+
+
+def listing(**options) -> dict:
+    result = parsed(**options)
+    assert result.problems == []
+    return {cluster.name: cluster for cluster in result.clusters}
 
 
 def failure(**options) -> str:
@@ -181,22 +188,61 @@ def test_malformed_json(pw_api: PwApiEmulator, pw_env) -> None:
     assert "/api/compute/clusters: the answer is not valid JSON" in failure()
 
 
+def test_not_a_list(pw_api: PwApiEmulator, pw_env) -> None:
+    pw_api.v3_items = {"clusters": []}
+    assert "/api/compute/clusters: expected a list of clusters" in failure()
+
+
 @pytest.mark.parametrize(
-    ("items", "expected"),
+    ("item", "expected"),
     [
-        ({"clusters": []}, "/api/compute/clusters: expected a list of clusters"),
-        ([{"name": "ok"}, {"namespace": "x"}], "cluster #1: field 'name': Field required"),
-        ([{"name": ""}], "cluster #0: field 'name': String should have at least 1 character"),
+        ({"namespace": "x"}, "cluster #1: field 'name': Field required"),
+        ({"name": 5}, "cluster #1: field 'name': Input should be a valid string"),
+        ({"name": ""}, "cluster #1: field 'name': '' is not allowed here: use letters, digits"),
         (
-            [{"name": "p", "variables": {"partition_config": "compute"}}],
-            "cluster #0 ('p'): field 'variables.partition_config': Input should be a valid list",
+            {"name": "p", "variables": {"partition_config": "compute"}},
+            "cluster #1 ('p'): field 'variables.partition_config': Input should be a valid list",
         ),
-        ([{"name": "q", "controllerIp": 42}], "cluster #0 ('q'): field 'controllerIp'"),
-        (["gcpslurmv2"], "cluster #0: field 'record': Input should be a valid dictionary"),
+        ({"name": "q", "controllerIp": 42}, "cluster #1 ('q'): field 'controllerIp'"),
+        ("gcpslurmv2", "cluster #1: the record: Input should be a valid dictionary"),
     ],
 )
-def test_partial_or_wrong_records_name_the_field(
-    pw_api: PwApiEmulator, pw_env, items, expected
-) -> None:
-    pw_api.v3_items = items
-    assert expected in failure()
+def test_bad_record_is_skipped_and_named(pw_api: PwApiEmulator, pw_env, item, expected) -> None:
+    pw_api.v3_items = [{"name": "ok"}, item, {"name": "also-ok"}]
+    result = parsed()
+    assert [c.name for c in result.clusters] == ["ok", "also-ok"]
+    [problem] = map(str, result.problems)
+    assert problem.startswith(f"inventory source 'pw': /api/compute/clusters {expected}")
+    assert problem.endswith("; record skipped")
+
+
+def test_duplicate_name_keeps_the_first(pw_api: PwApiEmulator, pw_env) -> None:
+    pw_api.v3_items = [
+        {"name": "twin", "controllerIp": "192.0.2.1"},
+        {"name": "twin", "controllerIp": "192.0.2.2"},
+    ]
+    result = parsed()
+    assert [c.public_address for c in result.clusters] == ["192.0.2.1"]
+    assert [str(p) for p in result.problems] == [
+        "inventory source 'pw': /api/compute/clusters cluster #1 ('twin'): name 'twin' is already "
+        "used by /api/compute/clusters cluster #0 ('twin'); record skipped"
+    ]
+
+
+def test_interface_name_as_private_ip_is_noted(pw_api: PwApiEmulator, pw_env) -> None:
+    result = parsed()
+    assert result.problems == []
+    assert result.notes == [
+        "inventory note (pw): /api/compute/clusters cluster #2 ('onprem'): variables.privateIp "
+        "'ens5' is not an IP address, left out: Parsl workers will be given the cluster's "
+        "public address"
+    ]
+
+
+def test_many_bad_records_are_counted_not_listed(pw_api: PwApiEmulator, pw_env) -> None:
+    pw_api.v3_items = [{"name": f"bad {i}"} for i in range(25)] + [{"name": "good"}]
+    result = parsed()
+    assert [c.name for c in result.clusters] == ["good"]
+    messages = [str(p) for p in result.problems]
+    assert len(messages) == MAX_REPORTED + 1
+    assert messages[-1] == f"inventory source 'pw': {25 - MAX_REPORTED} more records skipped"
