@@ -52,7 +52,9 @@ def test_failing_source_is_reported_and_others_return(pw_api: PwApiEmulator, sec
 def test_strict_mode_fails_on_any_source(pw_api: PwApiEmulator, second_api) -> None:
     second_api.status = 503
     with pytest.raises(PwrunError, match=r"inventory source 'pw': GET .* HTTP 503"):
-        list_clusters({"first": pw(pw_api), "second": pw(second_api, retries=0)}, strict_sources=True)
+        list_clusters(
+            {"first": pw(pw_api), "second": pw(second_api, retries=0)}, strict_sources=True
+        )
 
 
 def test_duplicate_names_keep_the_first_source(pw_api: PwApiEmulator, second_api) -> None:

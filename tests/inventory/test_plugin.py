@@ -19,6 +19,7 @@ from tests.emulators.pw_api import PwApiEmulator
 from tests.inventory.conftest import PW_KEY, REPO, inventory_json
 
 BASIC = "plugin: pwrun\nsources:\n  pw:\n"
+UNPARSED_FAILED = "ANSIBLE_INVENTORY_UNPARSED_FAILED"
 
 
 def test_list_hosts_facts_and_groups(
@@ -122,7 +123,7 @@ def test_bad_option_is_named(pw_api, ansible_inventory, write_inventory, text, e
 def test_failing_source_warns_strict_sources_fails(
     pw_api, ansible_inventory, write_inventory, fault: str, expected: str
 ) -> None:
-    env = {"ANSIBLE_INVENTORY_UNPARSED_FAILED": "true"}
+    env = {UNPARSED_FAILED: "true"}
     if fault == "500":
         pw_api.status = 500
     else:
@@ -145,8 +146,7 @@ def test_failing_source_warns_strict_sources_fails(
     assert f"Unable to parse {strict} as an inventory source" in failed.stderr
     assert "[ERROR]: No inventory was parsed" in failed.stderr
     assert "Traceback" not in failed.stderr
-    unparsed_ok = ansible_inventory(strict, "--list", ANSIBLE_INVENTORY_UNPARSED_FAILED="false",
-                                    **{k: v for k, v in env.items() if k.startswith("PW")})  # fmt: skip
+    unparsed_ok = ansible_inventory(strict, "--list", **{**env, UNPARSED_FAILED: "false"})
     assert unparsed_ok.returncode == 0
     assert f"Failed to parse inventory with 'pwrun' plugin: {expected}" in unparsed_ok.stderr
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,32 @@ def test_many_bad_records_are_counted_not_listed(pw_api: PwApiEmulator, pw_env) 
     messages = [str(p) for p in result.problems]
     assert len(messages) == MAX_REPORTED + 1
     assert messages[-1] == f"inventory source 'pw': {25 - MAX_REPORTED} more records skipped"
+
+
+def test_trickling_answer_is_cut_at_the_deadline(pw_api: PwApiEmulator, pw_env) -> None:
+    """requests' timeout is per read: a server sending a byte every 50 ms never trips it. The
+    deadline does, and the socket is closed then, not when the answer would have ended."""
+    pw_api.trickle = 0.05
+    started = time.monotonic()
+    message = failure(deadline=1, timeout=5)
+    took = time.monotonic() - started
+    assert message == (
+        f"inventory source 'pw': GET {pw_api.url}/api/compute/clusters: no complete answer "
+        "within 1 s (option 'deadline')"
+    )
+    assert 1 <= took < 1.5
+    for _ in range(40):  # the emulator notices at its next write
+        if pw_api.hangups:
+            break
+        time.sleep(0.05)
+    assert pw_api.hangups and pw_api.hangups[0] - started < 1.5
+
+
+def test_retries_stop_at_the_deadline(pw_api: PwApiEmulator, pw_env) -> None:
+    pw_api.status = 503
+    pw_api.retry_after = "20"
+    started = time.monotonic()
+    message = failure(deadline=0.5, retries=5)
+    assert "no complete answer within 0.5 s (option 'deadline')" in message
+    assert time.monotonic() - started < 1.0
+    assert pw_api.hits["/api/compute/clusters"] == 1  # the wait for Retry-After hit the deadline

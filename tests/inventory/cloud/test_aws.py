@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pydantic
 import pytest
 
+from pwrun.inventory import list_clusters
 from pwrun.inventory.aws import AwsSource, Options
 from tests.emulators.cloud_http import JsonServer
 from tests.inventory.cloud.conftest import Seeded, closed_port_url, source_error
+from tests.inventory.conftest import pwrun
 
 
 def source(ec2: Seeded, **options: object) -> AwsSource:
@@ -163,3 +167,43 @@ def test_options_are_checked() -> None:
         "controller",
         None,
     )
+
+
+def test_hung_api_is_given_up_at_the_deadline(
+    ec2: Seeded, aws_env: dict, tmp_path: Path, write_inventory
+) -> None:
+    """botocore's read timeout is 60 s here and the server answers after 30 s: the deadline cuts
+    the source short, the others still return, and the hung threads keep no process alive."""
+    hung = JsonServer(delay=30.0)
+    hung.route("POST", r"/", lambda request, match: (200, {}, {}))
+    hung.start()
+    try:
+        started = time.monotonic()
+        listing = list_clusters(
+            {
+                "aws": source(ec2, endpoint_url=hung.url, timeout=60, retries=0, deadline=0.5),
+                "fine": source(ec2),
+            }
+        )
+        assert time.monotonic() - started < 1.0
+        assert [str(e) for e in listing.errors] == [
+            "inventory source 'aws': no complete answer within 0.5 s (option 'deadline')"
+        ]
+        assert {c.name for c in listing.clusters} == set(ec2.controllers)
+
+        path = write_inventory(
+            "plugin: pwrun\nsources:\n  aws:\n    regions: [us-east-1, eu-west-1]\n"
+            f"    endpoint_url: {hung.url}\n    timeout: 60\n    retries: 0\n    deadline: 1\n"
+        )
+        env = {**os.environ, **aws_env}
+        for args, code, level in (((), 0, "warning"), (("--strict",), 2, "error")):
+            started = time.monotonic()
+            result = pwrun("inventory", *args, str(path), env=env, timeout=30)
+            assert time.monotonic() - started < 5
+            assert result.returncode == code, result.stderr
+            assert result.stderr == (
+                f"{level}: inventory source 'aws': no complete answer within 1 s "
+                "(option 'deadline')\n"
+            )
+    finally:
+        hung.stop()
