@@ -59,7 +59,7 @@ def cluster_fields(
     scheduler = settings.get("pwrun-scheduler", "slurm").strip().lower()
     if scheduler not in SCHEDULERS:
         raise RecordError(
-            f"{tag} 'pwrun-scheduler' is {shown(scheduler)}; expected one of "
+            f"{tag} 'pwrun-scheduler': {shown(scheduler)} is not allowed here: use one of "
             + ", ".join(SCHEDULERS)
         )
     partitions = settings.get("pwrun-partitions", "")

@@ -137,7 +137,8 @@ def test_bad_record_is_skipped_and_named_the_rest_kept(ec2: Seeded, aws_env: dic
         f"inventory source 'aws': region us-east-1 instance {first['InstanceId']}: "
         "field 'State': Field required; record skipped",
         f"inventory source 'aws': region us-east-1 instance {second['InstanceId']}: "
-        "tag 'pwrun-scheduler' is 'lsf'; expected one of slurm, pbs, none; record skipped",
+        "tag 'pwrun-scheduler': 'lsf' is not allowed here: use one of slurm, pbs, none; "
+        "record skipped",
     ]
     assert len(parsed.clusters) == len(ec2.controllers) - 2
     source_error(lambda: src.parse(["not", "a", "mapping"]))
