@@ -165,6 +165,10 @@ def test_every_option_is_documented() -> None:
     )
     options = json.loads(doc.stdout)["pwrun"]["doc"]["options"]
     assert set(_FileModel.model_fields) <= set(options)
+    assert (options["strict_sources"]["type"], options["strict_sources"]["default"]) == (
+        "bool",
+        False,
+    )
     documented = options["sources"]["suboptions"]
     assert set(documented) == set(SOURCE_KINDS)
     for kind in SOURCE_KINDS:
