@@ -13,7 +13,7 @@ from pydantic import Field
 
 from pwrun.errors import SourceError
 from pwrun.inventory.cloud import CloudOptions, RawModel, cluster_fields, first_line, run_each
-from pwrun.inventory.model import Cluster, Parsed, Source, checked, record_id, validate
+from pwrun.inventory.model import Cluster, Parsed, Source, checked, plain, record_id, validate
 from pwrun.validation import IPAddress, cluster_name
 
 KIND = "aws"
@@ -141,9 +141,9 @@ class AwsSource(Source[Options]):
         parsed = Parsed(KIND)
         for region, instances in raw.items():
             if not isinstance(instances, list):
-                raise SourceError(KIND, f"region {region}: instances are not a list")
+                raise SourceError(KIND, f"region {plain(region)}: instances are not a list")
             for index, data in enumerate(instances):
-                where = f"region {region} instance {record_id(data, 'InstanceId', index)}"
+                where = f"region {plain(region)} instance {record_id(data, 'InstanceId', index)}"
                 parsed.add(where, functools.partial(self._cluster, region, data))
         return parsed
 

@@ -23,7 +23,15 @@ from pydantic import Field, model_validator
 
 from pwrun.errors import SourceError
 from pwrun.inventory.cloud import CloudOptions, RawModel, cluster_fields, first_line, run_each
-from pwrun.inventory.model import Cluster, Parsed, RecordError, Source, record_id, validate
+from pwrun.inventory.model import (
+    Cluster,
+    Parsed,
+    RecordError,
+    Source,
+    plain,
+    record_id,
+    validate,
+)
 from pwrun.validation import ClusterName, UserName
 
 KIND = "azure"
@@ -259,7 +267,7 @@ class AzureSource(Source[Options]):
             )
         parsed = Parsed(KIND)
         for subscription, data in raw.items():
-            where = f"subscription {subscription}"
+            where = f"subscription {plain(subscription)}"
             try:
                 sub = validate(_Subscription, data)
             except RecordError as exc:

@@ -14,7 +14,6 @@ Every error names the file and the field, e.g. "inv.pwrun.yml: sources.pw.timeou
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -24,11 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pwrun.errors import PwrunError
 from pwrun.inventory.cloud import first_line
-from pwrun.inventory.model import shown
+from pwrun.inventory.model import plain
 from pwrun.inventory.sources import SOURCE_KINDS, source_kind
 
 FILE_SUFFIXES = ("pwrun.yml", "pwrun.yaml")
-OPTION_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -140,4 +138,4 @@ def _describe(exc: ValidationError, model: type[BaseModel], prefix: str) -> str:
 
 def _key(part: str | int) -> str:
     """One part of a field's path: as written when plain, else quoted (one line, short)."""
-    return str(part) if isinstance(part, int) or OPTION_NAME.fullmatch(part) else shown(part)
+    return str(part) if isinstance(part, int) else plain(part)

@@ -24,7 +24,7 @@ from pwrun.inventory.cloud import (
     first_line,
     run_each,
 )
-from pwrun.inventory.model import Cluster, Parsed, Source, record_id, validate
+from pwrun.inventory.model import Cluster, Parsed, Source, plain, record_id, validate
 from pwrun.validation import ClusterName, IPAddress
 
 if TYPE_CHECKING:
@@ -167,14 +167,13 @@ class GcpSource(Source[Options]):
         parsed = Parsed(KIND)
         for project, zones in raw.items():
             if not isinstance(zones, dict):
-                raise SourceError(KIND, f"project {project}: zones are not a mapping")
+                raise SourceError(KIND, f"project {plain(project)}: zones are not a mapping")
             for zone, instances in zones.items():
+                place = f"project {plain(project)} zone {plain(zone)}"
                 if not isinstance(instances, list):
-                    raise SourceError(KIND, f"project {project} zone {zone}: not a list")
+                    raise SourceError(KIND, f"{place}: instances are not a list")
                 for index, data in enumerate(instances):
-                    where = (
-                        f"project {project} zone {zone} instance {record_id(data, 'name', index)}"
-                    )
+                    where = f"{place} instance {record_id(data, 'name', index)}"
                     parsed.add(where, functools.partial(self._cluster, zone, data))
         return parsed
 

@@ -93,6 +93,11 @@ def shown(value: object) -> str:
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 4] + "...'"
 
 
+def plain(value: object) -> str:
+    """A name (region, project, option...) for a message: as it is when plain, else `shown`."""
+    return value if isinstance(value, str) and CLUSTER_NAME.fullmatch(value) else shown(value)
+
+
 def record_id(data: Any, key: str, index: int) -> str:
     """A record's name for messages: its `key` when that is a plain name, else its position."""
     value = data.get(key) if isinstance(data, dict) else None
