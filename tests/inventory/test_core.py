@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -131,3 +132,28 @@ def test_host_vars_and_groups() -> None:
     assert builtin_groups(cluster) == ["source_aws", "status_on", "scheduler_pbs"]
     bare = host_vars(Cluster(name="c2", source="pw"))
     assert "ansible_host" not in bare and "ansible_user" not in bare
+
+
+def test_skipped_record_is_an_error_strict_sources_fails_on(pw_api: PwApiEmulator, pw_env) -> None:
+    pw_api.v3_items = [{"name": "good"}, {"name": "bad name"}]
+    listing = list_clusters({"pw": pw(pw_api)})
+    assert [c.name for c in listing.clusters] == ["good"]
+    [error] = listing.errors
+    assert str(error).startswith(
+        "inventory source 'pw': /api/compute/clusters cluster #1 ('bad name'): field 'name': "
+        "'bad name' is not allowed here"
+    )
+    with pytest.raises(PwrunError, match=r"cluster #1 \('bad name'\).*; record skipped$"):
+        list_clusters({"pw": pw(pw_api)}, strict_sources=True)
+
+
+def test_slow_source_is_cut_at_its_deadline(pw_api: PwApiEmulator, second_api) -> None:
+    second_api.trickle = 0.05
+    started = time.monotonic()
+    listing = list_clusters({"first": pw(pw_api), "second": pw(second_api, deadline=1)})
+    assert time.monotonic() - started < 1.5
+    assert len(listing.clusters) == 4 and set(listing.raw) == {"first"}
+    [error] = map(str, listing.errors)
+    assert error.startswith("inventory source ") and error.endswith(
+        "no complete answer within 1 s (option 'deadline')"
+    )
