@@ -32,6 +32,8 @@ def test_json(pw_api: PwApiEmulator, pwrun_cli, write_inventory) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["errors"] == []
+    [note] = data["notes"]
+    assert note.startswith("inventory note (pw): /api/compute/clusters cluster #2 ('onprem'): ")
     clusters = {c["name"]: c for c in data["clusters"]}
     assert set(clusters) == {"gcpslurmv2", "awsoff", "onprem", "bare"}
     assert clusters["onprem"]["address"] == "login.hpc.example.org"
