@@ -8,6 +8,7 @@ skipped and reported (`Parsed`), never allowed to sink the whole source.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, Literal, TypeVar
@@ -32,6 +33,10 @@ def source_prefix(kind: str) -> str:
     a duplicate name, a passed deadline.
     """
     return f"inventory source {kind!r}: "
+
+
+# A source problem anywhere in a line (after "[WARNING]: ", "warning: ", "error: ", ...).
+SOURCE_PROBLEM = re.compile(r"inventory source '(?P<source>[a-z0-9_-]+)': (?P<problem>.+)")
 
 
 def note_prefix(kind: str) -> str:

@@ -15,6 +15,7 @@ import pytest
 import requests
 import yaml
 
+from pwrun.inventory import SOURCE_PROBLEM, source_prefix
 from tests.emulators.pw_api import PwApiEmulator
 from tests.inventory.conftest import PW_KEY, REPO, inventory_json
 
@@ -135,6 +136,8 @@ def test_failing_source_warns_strict_sources_fails(
     lenient = ansible_inventory(write_inventory(text.format("strict: true\n")), "--list", **env)
     assert lenient.returncode == 0, lenient.stderr
     assert f"[WARNING]: {expected}" in lenient.stderr
+    [found] = filter(None, map(SOURCE_PROBLEM.search, lenient.stderr.splitlines()))
+    assert found["source"] == "pw" and found[0].startswith(source_prefix("pw"))
     assert json.loads(lenient.stdout)["_meta"]["hostvars"] == {}
 
     # strict_sources: the plugin fails with the source's message; Ansible then tries its other
