@@ -9,8 +9,15 @@ description:
   - One host per cluster controller (login node), named after the cluster, found on the Parallel
     Works platform (v3 clusters API, legacy resources API as fallback) and among the instances of
     the user's own AWS, GCP and Azure accounts that carry a controller tag or label.
-  - Sources are queried concurrently. A failing source is reported as a warning and the others
-    still return, unless O(strict) is true.
+  - Sources are queried concurrently, each within its own O(sources.pw.deadline) (every source
+    has the option). A failing source, a record skipped for a bad or missing field, a cluster
+    name used twice, or a passed deadline is reported as a warning that starts with
+    C(inventory source '<kind>':), and everything else is still listed, unless
+    O(strict_sources) is true, when any of them fails the whole inventory (an error naming the
+    source and what failed).
+  - Values from the APIs (names, users, addresses, work directories) are checked where they
+    enter; tags, labels and other free-form values are kept as they are. All of them are
+    untrusted data to Ansible, never templated.
   - The inventory file's name must end in C(pwrun.yml) or C(pwrun.yaml); other files are left to
     other plugins.
   - "Host variables: C(ansible_host) (public address, else private), C(ansible_user), and pwrun's
@@ -32,12 +39,22 @@ options:
     required: true
     choices: [pwrun]
     type: str
+  strict_sources:
+    description:
+      - If V(true), any source problem fails the whole inventory with an error that names the
+        source and says what failed. Source problems are a source that failed (API error, bad
+        credentials...), a record skipped for a bad or missing field, a cluster name used
+        twice, and a passed O(sources.pw.deadline).
+      - If V(false), each problem is a warning starting with C(inventory source '<kind>':) and
+        every usable cluster is still listed.
+      - Unlike O(strict), which only concerns O(compose), O(groups) and O(keyed_groups).
+      - C(pwrun inventory --strict/--no-strict) overrides it.
+    type: bool
+    default: false
   sources:
     description:
       - The sources to query, keyed by kind; give a kind with no value (C(pw:)) for its defaults.
       - Unknown kinds or options are errors naming the field.
-      - With O(strict) true, a failing source or a cluster name used by two sources fails the
-        inventory instead of being reported as a warning.
     required: true
     type: dict
     suboptions:
@@ -76,6 +93,13 @@ options:
             description: First retry delay in seconds, doubled each retry; Retry-After wins.
             type: float
             default: 0.5
+          deadline: &deadline
+            description:
+              - Seconds the source may take in all, every request, retry and page included.
+                Past it the source is reported as failed (C(no complete answer within N s)),
+                even if an API call hangs.
+            type: float
+            default: 60
       aws:
         description: EC2 instances tagged as controllers.
         type: dict
@@ -114,6 +138,7 @@ options:
             description: Retries of a failed request.
             type: int
             default: 2
+          deadline: *deadline
       gcp:
         description: Compute Engine instances labelled as controllers.
         type: dict
@@ -141,6 +166,7 @@ options:
           endpoint_url: *endpoint_url
           timeout: *timeout
           retries: *retries
+          deadline: *deadline
       azure:
         description: Azure virtual machines tagged as controllers.
         type: dict
@@ -185,6 +211,7 @@ options:
           endpoint_url: *endpoint_url
           timeout: *timeout
           retries: *retries
+          deadline: *deadline
 """
 
 EXAMPLES = r"""
@@ -236,22 +263,22 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         cache_key = self.get_cache_key(path)
         use_cache = self.get_option("cache")
         cached = self._cache.get(cache_key, {}) if use_cache and cache else {}
-        try:
+        try:  # with strict_sources, any source problem raises here
             listing = list_configured(config, cached=cached)
         except PwrunError as exc:
             raise AnsibleParserError(str(exc)) from None
-        for error in listing.errors:
-            display.warning(str(error))
+        for message in [*map(str, listing.errors), *listing.notes]:
+            display.warning(message)
         if use_cache and listing.fetched:
             self._cache[cache_key] = listing.raw
 
-        strict = config.strict
+        strict = self.get_option("strict")  # Ansible's constructed meaning only
         for cluster in listing.clusters:
             host = cluster.name
             self.inventory.add_host(host)
             facts = host_vars(cluster)
             for key, value in facts.items():
-                self.inventory.set_variable(host, key, value)
+                self.inventory.set_variable(host, key, value)  # untrusted: never templated
             for group in builtin_groups(cluster):
                 self.inventory.add_group(group)
                 self.inventory.add_child(group, host)

@@ -87,29 +87,36 @@ def inventory(
         Path, typer.Argument(help="Inventory file, named *pwrun.yml (the Ansible plugin's file).")
     ],
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print JSON: {clusters: [...], errors: [...]}.")
+        bool,
+        typer.Option("--json", help="Print JSON: {clusters: [...], errors: [...], notes: [...]}."),
     ] = False,
     strict: Annotated[
         bool | None,
-        typer.Option("--strict/--no-strict", help="Fail when any source fails (default: file)."),
+        typer.Option(
+            "--strict/--no-strict",
+            help="Fail on any source problem: a failed source, a skipped record, a duplicate "
+            "name, a passed deadline (default: the file's strict_sources).",
+        ),
     ] = None,
 ) -> None:
     """List the cluster controllers the inventory file's sources can see."""
     import dataclasses
     import json
 
+    from rich.markup import escape
     from rich.table import Table
 
     from pwrun.inventory import list_configured, load_config
 
     config = load_config(file)
     if strict is not None:
-        config = dataclasses.replace(config, strict=strict)
+        config = dataclasses.replace(config, strict_sources=strict)
     listing = list_configured(config)
     if as_json:
         clusters = [dict(c.model_dump(mode="json"), address=c.address) for c in listing.clusters]
         errors = [{"source": e.source, "message": str(e)} for e in listing.errors]
-        typer.echo(json.dumps({"clusters": clusters, "errors": errors}, indent=2))
+        output = {"clusters": clusters, "errors": errors, "notes": listing.notes}
+        typer.echo(json.dumps(output, indent=2))
     else:
         table = Table(
             "name",
@@ -124,7 +131,7 @@ def inventory(
         )
         for c in listing.clusters:
             location = "/".join(filter(None, (c.cloud, c.region, c.zone)))
-            table.add_row(
+            cells = (
                 c.name,
                 c.source,
                 c.status,
@@ -135,9 +142,10 @@ def inventory(
                 c.work_dir or "-",
                 location or "-",
             )
+            table.add_row(*map(escape, cells))  # partitions and places are free-form API text
         Console().print(table)
-    for error in listing.errors:
-        err.print(f"[bold yellow]warning:[/] {error}", highlight=False)
+    for message in [*map(str, listing.errors), *listing.notes]:
+        err.print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False)
 
 
 InventoryOption = Annotated[

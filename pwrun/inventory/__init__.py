@@ -2,21 +2,38 @@
 
 config = load_config("clusters.pwrun.yml")
 listing = list_configured(config)   # sources queried concurrently
-listing.clusters, listing.errors
+listing.clusters, listing.errors     # errors: what strict_sources fails on
+listing.notes                        # worth a warning, never a failure
+
+Every source problem's message starts with source_prefix(kind), "inventory source '<kind>': ",
+as does the plugin's warning or error for it; SOURCE_PROBLEM finds one in a line of output.
 """
 
 from pwrun.inventory.config import InventoryConfig, load_config
 from pwrun.inventory.core import Listing, builtin_groups, host_vars, list_clusters, list_configured
-from pwrun.inventory.model import Cluster, Source
+from pwrun.inventory.model import (
+    SOURCE_PROBLEM,
+    Cluster,
+    Parsed,
+    Source,
+    SourceOptions,
+    note_prefix,
+    source_prefix,
+)
 
 __all__ = [
+    "SOURCE_PROBLEM",
     "Cluster",
     "InventoryConfig",
     "Listing",
+    "Parsed",
     "Source",
+    "SourceOptions",
     "builtin_groups",
     "host_vars",
     "list_clusters",
     "list_configured",
     "load_config",
+    "note_prefix",
+    "source_prefix",
 ]

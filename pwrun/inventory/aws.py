@@ -6,21 +6,15 @@ the named `profile`. Only the tagged instances are asked for (a server-side tag 
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from pwrun.errors import SourceError
-from pwrun.inventory.cloud import (
-    CloudOptions,
-    RawModel,
-    cluster_fields,
-    first_line,
-    run_each,
-    unique_names,
-    validate,
-)
-from pwrun.inventory.model import Cluster, Source
+from pwrun.inventory.cloud import CloudOptions, RawModel, cluster_fields, first_line, run_each
+from pwrun.inventory.model import Cluster, Parsed, Source, checked, plain, record_id, validate
+from pwrun.validation import IPAddress, cluster_name
 
 KIND = "aws"
 # The part of each DescribeInstances result that is kept (and cached).
@@ -61,19 +55,16 @@ class _Placement(RawModel):
 class _Instance(RawModel):
     InstanceId: str
     State: _State
-    PrivateIpAddress: str | None = None
-    PublicIpAddress: str | None = None
+    PrivateIpAddress: IPAddress | None = None
+    PublicIpAddress: IPAddress | None = None
     Placement: _Placement = _Placement()
     Tags: list[_Tag] = Field(default_factory=list)
 
 
-class AwsSource(Source):
+class AwsSource(Source[Options]):
     """Controllers from EC2's DescribeInstances."""
 
     kind: ClassVar[str] = KIND
-
-    def __init__(self, options: Options) -> None:
-        self.options = options
 
     def fetch(self) -> dict[str, list[dict[str, Any]]]:
         """{region: [instance, ...]} for the tagged instances of every listed region."""
@@ -144,29 +135,28 @@ class AwsSource(Source):
             raise SourceError(KIND, f"region {region}: {first_line(exc)}") from None
         return instances
 
-    def parse(self, raw: Any) -> list[Cluster]:
+    def parse(self, raw: Any) -> Parsed:
         if not isinstance(raw, dict):
             raise SourceError(KIND, "cached data is not a mapping of regions; flush the cache")
-        found = []
+        parsed = Parsed(KIND)
         for region, instances in raw.items():
             if not isinstance(instances, list):
-                raise SourceError(KIND, f"region {region}: instances are not a list")
+                raise SourceError(KIND, f"region {plain(region)}: instances are not a list")
             for index, data in enumerate(instances):
-                where = f"region {region} instance {_instance_id(data, index)}"
-                instance = validate(KIND, _Instance, data, where)
-                cluster = self._cluster(region, instance, where)
-                if cluster is not None:
-                    found.append((where, cluster))
-        return unique_names(KIND, found)
+                where = f"region {plain(region)} instance {record_id(data, 'InstanceId', index)}"
+                parsed.add(where, functools.partial(self._cluster, region, data))
+        return parsed
 
-    def _cluster(self, region: str, instance: _Instance, where: str) -> Cluster | None:
+    def _cluster(self, region: str, data: Any) -> Cluster | None:
+        instance = validate(_Instance, data)
         tags = {tag.Key: tag.Value for tag in instance.Tags}
         if tags.get(self.options.tag_key) != self.options.tag_value:
             return None
         if instance.State.Name in GONE_STATES:
             return None
+        named = "tag 'Name'" if tags.get("Name") else "field 'InstanceId'"
         return Cluster(
-            name=tags.get("Name") or instance.InstanceId,
+            name=checked(named, cluster_name, tags.get("Name") or instance.InstanceId),
             source=KIND,
             cloud=KIND,
             public_address=instance.PublicIpAddress,
@@ -175,12 +165,5 @@ class AwsSource(Source):
             region=region,
             zone=instance.Placement.AvailabilityZone,
             tags=tags,
-            **cluster_fields(KIND, where, tags, self.options.user),
+            **cluster_fields(tags, self.options.user),
         )
-
-
-def _instance_id(data: Any, index: int) -> str:
-    """The instance id when the data has one, else its position."""
-    if isinstance(data, dict) and isinstance(data.get("InstanceId"), str):
-        return data["InstanceId"]
-    return f"#{index}"

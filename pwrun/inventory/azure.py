@@ -13,6 +13,7 @@ from the inventory file itself.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -21,16 +22,17 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from pwrun.errors import SourceError
-from pwrun.inventory.cloud import (
-    CloudOptions,
-    RawModel,
-    cluster_fields,
-    first_line,
-    run_each,
-    unique_names,
+from pwrun.inventory.cloud import CloudOptions, RawModel, cluster_fields, first_line, run_each
+from pwrun.inventory.model import (
+    Cluster,
+    Parsed,
+    RecordError,
+    Source,
+    plain,
+    record_id,
     validate,
 )
-from pwrun.inventory.model import Cluster, Source
+from pwrun.validation import ClusterName, UserName
 
 KIND = "azure"
 
@@ -74,7 +76,7 @@ class _Ref(RawModel):
 
 
 class _OsProfile(RawModel):
-    adminUsername: str | None = None
+    adminUsername: UserName | None = None
 
 
 class _NetworkProfile(RawModel):
@@ -88,7 +90,7 @@ class _VmProperties(RawModel):
 
 class _Vm(RawModel):
     id: str
-    name: str = Field(min_length=1)
+    name: ClusterName
     location: str
     zones: list[str] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)
@@ -107,13 +109,10 @@ class _Subscription(RawModel):
     public_ips: dict[str, str]
 
 
-class AzureSource(Source):
+class AzureSource(Source[Options]):
     """Controllers from virtual_machines.list_all / list, with their NICs and public IPs."""
 
     kind: ClassVar[str] = KIND
-
-    def __init__(self, options: Options) -> None:
-        self.options = options
 
     def fetch(self) -> dict[str, dict[str, Any]]:
         """{subscription: {vms, power, nics, public_ips}} for the tagged VMs."""
@@ -261,24 +260,27 @@ class AzureSource(Source):
         group = vm.id.split("/")[4]
         return compute.virtual_machines.instance_view(group, vm.name)
 
-    def parse(self, raw: Any) -> list[Cluster]:
+    def parse(self, raw: Any) -> Parsed:
         if not isinstance(raw, dict):
             raise SourceError(
                 KIND, "cached data is not a mapping of subscriptions; flush the cache"
             )
-        found = []
+        parsed = Parsed(KIND)
         for subscription, data in raw.items():
-            where = f"subscription {subscription}"
-            sub = validate(KIND, _Subscription, data, where)
+            where = f"subscription {plain(subscription)}"
+            try:
+                sub = validate(_Subscription, data)
+            except RecordError as exc:
+                raise SourceError(KIND, f"{where}: {exc}") from None
             for index, vm_data in enumerate(sub.vms):
-                name = vm_data.get("name") if isinstance(vm_data, dict) else None
-                vm_where = f"{where} vm {name or f'#{index}'}"
-                vm = validate(KIND, _Vm, vm_data, vm_where)
-                if self._is_controller(vm.tags):
-                    found.append((vm_where, self._cluster(sub, vm, vm_where)))
-        return unique_names(KIND, found)
+                vm_where = f"{where} vm {record_id(vm_data, 'name', index)}"
+                parsed.add(vm_where, functools.partial(self._cluster, sub, vm_data))
+        return parsed
 
-    def _cluster(self, sub: _Subscription, vm: _Vm, where: str) -> Cluster:
+    def _cluster(self, sub: _Subscription, data: Any) -> Cluster | None:
+        vm = validate(_Vm, data)
+        if not self._is_controller(vm.tags):
+            return None
         refs = vm.properties.networkProfile.networkInterfaces
         nic = sub.nics.get(refs[0].id.lower()) if refs else None
         nic = nic or _Nic()
@@ -293,7 +295,7 @@ class AzureSource(Source):
             region=vm.location,
             zone=f"{vm.location}-{vm.zones[0]}" if vm.zones else None,
             tags=vm.tags,
-            **cluster_fields(KIND, where, vm.tags, default_user),
+            **cluster_fields(vm.tags, default_user),
         )
 
 

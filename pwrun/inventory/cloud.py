@@ -12,14 +12,14 @@ A controller is an instance whose tag (AWS, Azure) or label (GCP) `tag_key` equa
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from pwrun.errors import SourceError
-from pwrun.inventory.model import Cluster
+from pwrun.inventory.model import RecordError, SourceOptions, checked, shown
+from pwrun.validation import UserName, remote_path, user_name
 
 DEFAULT_TAG_KEY = "pwrun-role"
 DEFAULT_TAG_VALUE = "controller"
@@ -28,17 +28,14 @@ SCHEDULERS = ("slurm", "pbs", "none")
 MAX_WORKERS = 8
 
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
 
 
-class CloudOptions(BaseModel):
+class CloudOptions(SourceOptions):
     """Options every cloud source has."""
-
-    model_config = ConfigDict(extra="forbid")
 
     tag_key: str = Field(DEFAULT_TAG_KEY, min_length=1, description="Tag marking controllers.")
     tag_value: str = Field(DEFAULT_TAG_VALUE, description="Value `tag_key` must have.")
-    user: str | None = Field(
+    user: UserName | None = Field(
         None, description="ssh user for controllers without a `pwrun-user` tag."
     )
     endpoint_url: str | None = Field(
@@ -54,59 +51,62 @@ class RawModel(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
-def validate(kind: str, model: type[M], data: Any, where: str) -> M:
-    """Validate API data; a bad field becomes a SourceError naming `where` and the field."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(str(part) for part in error["loc"]) or "(whole object)"
-        raise SourceError(kind, f"{where}: field {field!r}: {error['msg']}") from None
-
-
 def cluster_fields(
-    kind: str, where: str, settings: Mapping[str, str], default_user: str | None
+    settings: Mapping[str, str], default_user: str | None, tag: str = "tag"
 ) -> dict[str, Any]:
-    """The Cluster fields that come from the `pwrun-*` tags of one controller."""
+    """The Cluster fields that come from the `pwrun-*` tags (`tag`: what they are called here)
+    of one controller; a RecordError names the bad tag."""
     scheduler = settings.get("pwrun-scheduler", "slurm").strip().lower()
     if scheduler not in SCHEDULERS:
-        raise SourceError(
-            kind,
-            f"{where}: tag 'pwrun-scheduler' is {scheduler!r}; expected one of "
-            + ", ".join(SCHEDULERS),
+        raise RecordError(
+            f"{tag} 'pwrun-scheduler': {shown(scheduler)} is not allowed here: use one of "
+            + ", ".join(SCHEDULERS)
         )
     partitions = settings.get("pwrun-partitions", "")
+    user, work_dir = settings.get("pwrun-user"), settings.get("pwrun-work-dir")
     return {
-        "user": settings.get("pwrun-user") or default_user,
+        "user": checked(f"{tag} 'pwrun-user'", user_name, user) if user else default_user,
         "scheduler": scheduler,
         "partitions": tuple(name for name in re.split(r"[,\s]+", partitions) if name),
-        "work_dir": settings.get("pwrun-work-dir") or None,
+        "work_dir": checked(f"{tag} 'pwrun-work-dir'", remote_path, work_dir) if work_dir else None,
     }
 
 
-def unique_names(kind: str, clusters: Iterable[tuple[str, Cluster]]) -> list[Cluster]:
-    """Clusters in order; two with one name is an error naming where both were found."""
-    seen: dict[str, str] = {}
-    result = []
-    for where, cluster in clusters:
-        if cluster.name in seen:
-            raise SourceError(
-                kind,
-                f"two controllers are named {cluster.name!r} ({seen[cluster.name]} and {where}); "
-                "give one a different name",
-            )
-        seen[cluster.name] = where
-        result.append(cluster)
-    return result
-
-
 def run_each(tasks: Iterable[T], work: Callable[[T], Any]) -> list[Any]:
-    """`work` on every task, a few at a time, results in task order; the first error wins."""
+    """`work` on every task, a few at a time, results in task order; the first error wins.
+
+    The threads are daemons: a request hung past the source's deadline keeps no process alive.
+    """
     tasks = list(tasks)
-    if len(tasks) == 1:
-        return [work(tasks[0])]
-    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(tasks) or 1)) as pool:
-        return list(pool.map(work, tasks))
+    if len(tasks) <= 1:
+        return [work(task) for task in tasks]
+    results: list[Any] = [None] * len(tasks)
+    failures: dict[int, BaseException] = {}
+    pending = iter(range(len(tasks)))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                index = next(pending, None)
+            if index is None:
+                return
+            try:
+                results[index] = work(tasks[index])
+            except BaseException as exc:  # re-raised in the caller's thread below
+                failures[index] = exc
+
+    threads = [
+        threading.Thread(target=worker, daemon=True, name="pwrun-request")
+        for _ in range(min(MAX_WORKERS, len(tasks)))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[min(failures)]
+    return results
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:

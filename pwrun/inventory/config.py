@@ -1,12 +1,13 @@
 """The inventory file shared by the Ansible plugin and `pwrun inventory`.
 
     plugin: pwrun
-    strict: false            # true: a failing source or a duplicate name fails the whole listing
+    strict_sources: false    # true: any source problem (a failed source, a skipped record, a
+                             # duplicate name, a passed deadline) fails the whole listing
     sources:
       pw: {}                 # options of each source: see pwrun.inventory.<kind>.Options
-      aws: {regions: [us-east-1]}
-    # Ansible's constructed and cache options (compose, groups, keyed_groups, cache...) are
-    # accepted here and applied by the plugin.
+      aws: {regions: [us-east-1], deadline: 30}
+    # Ansible's constructed and cache options (strict, compose, groups, keyed_groups, cache...)
+    # are accepted here and applied by the plugin.
 
 Every error names the file and the field, e.g. "inv.pwrun.yml: sources.pw.timeout: ...".
 """
@@ -21,6 +22,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pwrun.errors import PwrunError
+from pwrun.inventory.cloud import first_line
+from pwrun.inventory.model import plain
 from pwrun.inventory.sources import SOURCE_KINDS, source_kind
 
 FILE_SUFFIXES = ("pwrun.yml", "pwrun.yaml")
@@ -34,8 +37,9 @@ class _FileModel(BaseModel):
 
     plugin: Literal["pwrun"]
     sources: dict[str, dict[str, Any] | None] = Field(min_length=1)
-    strict: bool = False
+    strict_sources: bool = False
     # Applied by Ansible (constructed and inventory_cache fragments); typed here so typos fail.
+    strict: bool = False
     compose: dict[str, str] = Field(default_factory=dict)
     groups: dict[str, str] = Field(default_factory=dict)
     keyed_groups: list[dict[str, Any]] = Field(default_factory=list)
@@ -50,11 +54,12 @@ class _FileModel(BaseModel):
 
 @dataclass(frozen=True)
 class InventoryConfig:
-    """A validated inventory file: per-source options in SOURCE_KINDS order, and strictness."""
+    """A validated inventory file: per-source options in SOURCE_KINDS order, and whether any
+    source problem fails the listing."""
 
     path: Path
     sources: dict[str, BaseModel]
-    strict: bool = False
+    strict_sources: bool = False
 
 
 def has_inventory_suffix(path: str | Path) -> bool:
@@ -71,15 +76,20 @@ def load_config(path: str | Path) -> InventoryConfig:
             "(e.g. clusters.pwrun.yml)"
         )
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PwrunError(f"{path}: cannot read the inventory file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise PwrunError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""
-        raise PwrunError(f"{path}: not valid YAML{line}: {getattr(exc, 'problem', exc)}") from None
+        problem = getattr(exc, "problem", None) or first_line(exc)
+        raise PwrunError(f"{path}: not valid YAML{line}: {problem}") from None
+    except (ValueError, RecursionError) as exc:  # a date like 2024-02-30, nesting too deep
+        raise PwrunError(f"{path}: a value YAML cannot read: {first_line(exc)}") from None
     return parse_config(data, path)
 
 
@@ -91,7 +101,7 @@ def parse_config(data: Any, path: Path) -> InventoryConfig:
     unknown = [kind for kind in top.sources if kind not in SOURCE_KINDS]
     if unknown:
         raise PwrunError(
-            f"{path}: sources.{unknown[0]}: unknown source; "
+            f"{path}: sources.{_key(unknown[0])}: unknown source; "
             f"known sources: {', '.join(SOURCE_KINDS)}"
         )
     sources = {
@@ -101,7 +111,7 @@ def parse_config(data: Any, path: Path) -> InventoryConfig:
         for kind in SOURCE_KINDS
         if kind in top.sources
     }
-    return InventoryConfig(path=path, sources=sources, strict=top.strict)
+    return InventoryConfig(path=path, sources=sources, strict_sources=top.strict_sources)
 
 
 def _validate(model: type[M], data: Any, path: Path, prefix: str) -> M:
@@ -115,7 +125,7 @@ def _describe(exc: ValidationError, model: type[BaseModel], prefix: str) -> str:
     """The first validation error as 'field.path: what is wrong' (all of them, joined by '; ')."""
     problems = []
     for error in exc.errors():
-        field = prefix + ".".join(str(part) for part in error["loc"])
+        field = prefix + ".".join(map(_key, error["loc"]))
         if error["type"] == "extra_forbidden":
             known = ", ".join(model.model_fields) if len(error["loc"]) == 1 else ""
             problems.append(
@@ -124,3 +134,8 @@ def _describe(exc: ValidationError, model: type[BaseModel], prefix: str) -> str:
         else:
             problems.append(f"{field or prefix.rstrip('.') or 'file'}: {error['msg']}")
     return "; ".join(problems)
+
+
+def _key(part: str | int) -> str:
+    """One part of a field's path: as written when plain, else quoted (one line, short)."""
+    return str(part) if isinstance(part, int) else plain(part)

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
 from pwrun.errors import PwrunError, SourceError
+from pwrun.inventory.cloud import first_line
 from pwrun.inventory.config import InventoryConfig
-from pwrun.inventory.model import Cluster, Source
+from pwrun.inventory.model import Cluster, Parsed, Source, deadline_passed
 from pwrun.inventory.sources import build_sources
+
+_Outcome = tuple[Any, Parsed, bool] | SourceError
 
 
 @dataclass
 class Listing:
-    """What the sources returned: clusters, per-source errors, and raw results for a cache."""
+    """What the sources returned: clusters, problems, notes, and raw results for a cache.
+
+    `errors` are what `strict_sources` fails on: failed sources, skipped records, duplicate
+    names, passed deadlines. `notes` never fail anything (e.g. a PW privateIp that is no IP).
+    """
 
     clusters: list[Cluster] = field(default_factory=list)
     errors: list[SourceError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
     fetched: set[str] = field(default_factory=set)
 
@@ -31,36 +42,39 @@ class Listing:
 def list_clusters(
     sources: Mapping[str, Source],
     *,
-    strict: bool = False,
+    strict_sources: bool = False,
     cached: Mapping[str, Any] | None = None,
 ) -> Listing:
     """Query every source concurrently (raw results in `cached` are used instead of fetching).
 
-    A failing source is reported in `Listing.errors` and the others still return; with
-    `strict`, any failure raises PwrunError. Names must be unique: a cluster whose name an
-    earlier source (in mapping order) already used is dropped and reported as its source's error.
-    `Listing.raw` holds the raw results of the sources that succeeded, for the caller to cache.
+    A failing source is reported in `Listing.errors` and the others still return, and so is a
+    source still busy at its deadline (its thread is a daemon, left behind); a bad record is
+    skipped and reported, its source's other clusters kept. With `strict_sources`, any error
+    raises PwrunError. Names must be unique: a cluster whose name an earlier source (in mapping
+    order) already used is dropped and reported as its source's error. `Listing.raw` holds the
+    raw results of the sources that succeeded, for the caller to cache.
     """
     cached = cached or {}
     listing = Listing()
-    if not sources:
-        return listing
-    with ThreadPoolExecutor(max_workers=len(sources), thread_name_prefix="pwrun-source") as pool:
-        futures = {
-            name: pool.submit(_collect, name, source, cached.get(name))
-            for name, source in sources.items()
-        }
+    started = time.monotonic()
+    futures = {name: _start(name, source, cached.get(name)) for name, source in sources.items()}
     seen: dict[str, str] = {}
     for name, future in futures.items():
-        outcome = future.result()
+        deadline = sources[name].deadline
+        try:
+            outcome = future.result(timeout=max(0.0, started + deadline - time.monotonic()))
+        except FutureTimeout:
+            outcome = SourceError(name, deadline_passed(deadline))
         if isinstance(outcome, SourceError):
             listing.errors.append(outcome)
             continue
-        raw, clusters, fetched = outcome
+        raw, parsed, fetched = outcome
         listing.raw[name] = raw
         if fetched:
             listing.fetched.add(name)
-        for cluster in clusters:
+        listing.errors += parsed.problems
+        listing.notes += parsed.notes
+        for cluster in parsed.clusters:
             if cluster.name in seen:
                 listing.errors.append(
                     SourceError(
@@ -72,19 +86,31 @@ def list_clusters(
                 continue
             seen[cluster.name] = name
             listing.clusters.append(cluster)
-    if strict:
+    if strict_sources:
         listing.raise_errors()
     return listing
 
 
 def list_configured(config: InventoryConfig, cached: Mapping[str, Any] | None = None) -> Listing:
     """List the clusters of a validated inventory file."""
-    return list_clusters(build_sources(config.sources), strict=config.strict, cached=cached)
+    return list_clusters(
+        build_sources(config.sources), strict_sources=config.strict_sources, cached=cached
+    )
 
 
-def _collect(
-    name: str, source: Source, cached: Any
-) -> tuple[Any, list[Cluster], bool] | SourceError:
+def _start(name: str, source: Source, cached: Any) -> Future[_Outcome]:
+    """`_collect` in a daemon thread: one hung past its deadline keeps no process alive."""
+    future: Future[_Outcome] = Future()
+    thread = threading.Thread(
+        target=lambda: future.set_result(_collect(name, source, cached)),
+        name=f"pwrun-source-{name}",
+        daemon=True,
+    )
+    thread.start()
+    return future
+
+
+def _collect(name: str, source: Source, cached: Any) -> _Outcome:
     """Fetch (unless cached) and parse one source; any failure becomes a SourceError."""
     try:
         if cached is not None:
@@ -97,7 +123,7 @@ def _collect(
     except SourceError as exc:
         return exc
     except Exception as exc:  # an SDK error the source did not translate: still report, not crash
-        return SourceError(name, f"unexpected {exc.__class__.__name__}: {exc}")
+        return SourceError(name, f"unexpected {exc.__class__.__name__}: {first_line(exc)}")
 
 
 def host_vars(cluster: Cluster) -> dict[str, Any]:

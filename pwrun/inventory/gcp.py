@@ -8,6 +8,7 @@ other `pwrun-*` settings) are read from instance metadata first, then from label
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,10 +23,9 @@ from pwrun.inventory.cloud import (
     cluster_fields,
     first_line,
     run_each,
-    unique_names,
-    validate,
 )
-from pwrun.inventory.model import Cluster, Source
+from pwrun.inventory.model import Cluster, Parsed, Source, plain, record_id, validate
+from pwrun.validation import ClusterName, IPAddress
 
 if TYPE_CHECKING:
     from google.cloud import compute_v1
@@ -48,29 +48,26 @@ class Options(CloudOptions):
 
 
 class _AccessConfig(RawModel):
-    natIP: str | None = None
+    natIP: IPAddress | None = None
 
 
 class _Nic(RawModel):
-    networkIP: str | None = None
+    networkIP: IPAddress | None = None
     accessConfigs: list[_AccessConfig] = Field(default_factory=list)
 
 
 class _Instance(RawModel):
-    name: str = Field(min_length=1)
+    name: ClusterName
     status: str = Field(min_length=1)
     labels: dict[str, str] = Field(default_factory=dict)
     networkInterfaces: list[_Nic] = Field(default_factory=list)
     settings: dict[str, str] = Field(default_factory=dict)
 
 
-class GcpSource(Source):
+class GcpSource(Source[Options]):
     """Controllers from instances.list, one call series per project and zone."""
 
     kind: ClassVar[str] = KIND
-
-    def __init__(self, options: Options) -> None:
-        self.options = options
 
     def fetch(self) -> dict[str, dict[str, list[dict[str, Any]]]]:
         """{project: {zone: [instance, ...]}} for the labelled instances."""
@@ -164,24 +161,24 @@ class GcpSource(Source):
         except requests.RequestException as exc:
             raise SourceError(KIND, f"{where}: {first_line(exc)}") from None
 
-    def parse(self, raw: Any) -> list[Cluster]:
+    def parse(self, raw: Any) -> Parsed:
         if not isinstance(raw, dict):
             raise SourceError(KIND, "cached data is not a mapping of projects; flush the cache")
-        found = []
+        parsed = Parsed(KIND)
         for project, zones in raw.items():
             if not isinstance(zones, dict):
-                raise SourceError(KIND, f"project {project}: zones are not a mapping")
+                raise SourceError(KIND, f"project {plain(project)}: zones are not a mapping")
             for zone, instances in zones.items():
+                place = f"project {plain(project)} zone {plain(zone)}"
+                if not isinstance(instances, list):
+                    raise SourceError(KIND, f"{place}: instances are not a list")
                 for index, data in enumerate(instances):
-                    name = data.get("name") if isinstance(data, dict) else None
-                    where = f"project {project} zone {zone} instance {name or f'#{index}'}"
-                    instance = validate(KIND, _Instance, data, where)
-                    cluster = self._cluster(project, zone, instance, where)
-                    if cluster is not None:
-                        found.append((where, cluster))
-        return unique_names(KIND, found)
+                    where = f"{place} instance {record_id(data, 'name', index)}"
+                    parsed.add(where, functools.partial(self._cluster, zone, data))
+        return parsed
 
-    def _cluster(self, project: str, zone: str, instance: _Instance, where: str) -> Cluster | None:
+    def _cluster(self, zone: str, data: Any) -> Cluster | None:
+        instance = validate(_Instance, data)
         if instance.labels.get(self.options.tag_key) != self.options.tag_value:
             return None
         nic = instance.networkInterfaces[0] if instance.networkInterfaces else _Nic()
@@ -197,7 +194,7 @@ class GcpSource(Source):
             region=zone.rsplit("-", 1)[0],
             zone=zone,
             tags=instance.labels,
-            **cluster_fields(KIND, where, settings, self.options.user),
+            **cluster_fields(settings, self.options.user, tag="metadata item or label"),
         )
 
 

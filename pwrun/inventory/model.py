@@ -1,14 +1,65 @@
-"""What every inventory source returns: one `Cluster` per cluster controller."""
+"""What every inventory source returns: one `Cluster` per cluster controller, and its problems.
+
+Every value an API returns is untrusted: names become inventory host names and ssh `Host`
+lines, users, addresses and work directories reach ssh command lines and remote shells. So a
+`Cluster` only holds values that pass `pwrun.validation`, and a record that does not is
+skipped and reported (`Parsed`), never allowed to sink the whole source.
+"""
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Literal
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pwrun.errors import SourceError
+from pwrun.validation import CLUSTER_NAME, Address, ClusterName, IPAddress, RemotePath, UserName
 
 Status = Literal["on", "off"]
 Scheduler = Literal["slurm", "pbs", "none"]
+DEFAULT_DEADLINE = 60.0
+MAX_REPORTED = 10  # skipped records reported one by one per source; the rest are counted
+SHOWN_CHARS = 80  # of a bad value quoted in a message
+M = TypeVar("M", bound=BaseModel)
+
+
+def source_prefix(kind: str) -> str:
+    """How every source problem starts (`SourceError`, plugin warnings, `pwrun inventory`).
+
+    Exactly the problems `strict_sources` fails on start so: a failed source, a skipped record,
+    a duplicate name, a passed deadline.
+    """
+    return f"inventory source {kind!r}: "
+
+
+# A source problem anywhere in a line (after "[WARNING]: ", "warning: ", "error: ", ...).
+SOURCE_PROBLEM = re.compile(r"inventory source '(?P<source>[a-z0-9_-]+)': (?P<problem>.+)")
+
+
+def note_prefix(kind: str) -> str:
+    """How a note starts: something worth knowing about a cluster that is listed all the same."""
+    return f"inventory note ({kind}): "
+
+
+def deadline_passed(deadline: float) -> str:
+    """What a source that ran out of time is told (after its name, and where it was)."""
+    return f"no complete answer within {deadline:g} s (option 'deadline')"
+
+
+class SourceOptions(BaseModel):
+    """Options every source has."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    deadline: float = Field(
+        DEFAULT_DEADLINE,
+        gt=0,
+        le=3600,
+        description="Seconds the source may take in all (every request, retry and page).",
+    )
 
 
 class Cluster(BaseModel):
@@ -16,15 +67,15 @@ class Cluster(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str
+    name: ClusterName
     source: str = Field(description="Source that found it: pw, aws, gcp or azure.")
-    public_address: str | None = None
-    private_address: str | None = None
-    user: str | None = None
+    public_address: Address | None = None
+    private_address: IPAddress | None = None
+    user: UserName | None = None
     status: Status = "off"
     scheduler: Scheduler = "slurm"
     partitions: tuple[str, ...] = ()
-    work_dir: str | None = None
+    work_dir: RemotePath | None = None
     cloud: str | None = Field(default=None, description="aws, gcp, azure or onprem.")
     region: str | None = None
     zone: str | None = None
@@ -37,7 +88,116 @@ class Cluster(BaseModel):
         return self.public_address or self.private_address
 
 
-class Source(ABC):
+class RecordError(ValueError):
+    """One API record is unusable; the message names the field and says what is allowed."""
+
+
+def shown(value: object) -> str:
+    """`value` quoted for a message: one line, shortened."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 4] + "...'"
+
+
+def plain(value: object) -> str:
+    """A name (region, project, option...) for a message: as it is when plain, else `shown`."""
+    return value if isinstance(value, str) and CLUSTER_NAME.fullmatch(value) else shown(value)
+
+
+def record_id(data: Any, key: str, index: int) -> str:
+    """A record's name for messages: its `key` when that is a plain name, else its position."""
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, str) and CLUSTER_NAME.fullmatch(value) else f"#{index}"
+
+
+def describe(exc: ValidationError) -> str:
+    """The first problem of a validation error as "field 'a.b': what is wrong" (one line)."""
+    error = exc.errors()[0]
+    field = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    if isinstance(error.get("input"), str):  # pwrun.validation quotes the whole bad value
+        message = message.replace(repr(error["input"]), shown(error["input"]))
+    return f"field {field!r}: {message}" if field else f"the record: {message}"
+
+
+def validate(model: type[M], data: Any) -> M:
+    """`model` validated from API data; a RecordError names the first bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RecordError(describe(exc)) from None
+
+
+def checked(what: str, check: Callable[[str], str], value: str) -> str:
+    """`value` through one of pwrun.validation's checks; a RecordError names `what`."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        message = str(exc).replace(repr(value), shown(value))
+        raise RecordError(f"{what}: {message}") from None
+
+
+class Parsed:
+    """What `Source.parse` returns: the usable clusters, the records it skipped, and notes.
+
+    `add` builds one record's cluster; a RecordError or a failed Cluster validation skips that
+    record only. A name the source already used skips the later record.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.clusters: list[Cluster] = []
+        self._notes: list[str] = []
+        self._noted = 0
+        self._problems: list[SourceError] = []
+        self._skipped = 0
+        self._found_at: dict[str, str] = {}
+
+    def add(self, where: str, build: Callable[[], Cluster | None]) -> Cluster | None:
+        """Keep and return the cluster `build` makes of the record at `where`; None when the
+        record is skipped or is no controller (`build` returned None)."""
+        try:
+            cluster = build()
+        except RecordError as exc:
+            problem = str(exc)
+        except ValidationError as exc:
+            problem = describe(exc)
+        else:
+            if cluster is None:
+                return None
+            if cluster.name not in self._found_at:
+                self._found_at[cluster.name] = where
+                self.clusters.append(cluster)
+                return cluster
+            problem = f"name {cluster.name!r} is already used by {self._found_at[cluster.name]}"
+        self._skipped += 1
+        if len(self._problems) < MAX_REPORTED:
+            self._problems.append(SourceError(self.kind, f"{where}: {problem}; record skipped"))
+        return None
+
+    def note(self, where: str, message: str) -> None:
+        """Something worth saying about a cluster that is kept as it is: not a failure."""
+        self._noted += 1
+        if len(self._notes) < MAX_REPORTED:
+            self._notes.append(f"{note_prefix(self.kind)}{where}: {message}")
+
+    @property
+    def problems(self) -> list[SourceError]:
+        """One error per skipped record (the first MAX_REPORTED, then a count of the rest)."""
+        more = self._skipped - len(self._problems)
+        summary = [SourceError(self.kind, f"{more} more records skipped")] if more else []
+        return self._problems + summary
+
+    @property
+    def notes(self) -> list[str]:
+        """The notes (the first MAX_REPORTED, then a count of the rest)."""
+        more = self._noted - len(self._notes)
+        return self._notes + ([f"{note_prefix(self.kind)}{more} more notes"] if more else [])
+
+
+Opts = TypeVar("Opts", bound=SourceOptions)
+
+
+class Source(ABC, Generic[Opts]):
     """An inventory source: fetches raw, JSON-serialisable API results, then parses them.
 
     The two steps are apart so that callers (the Ansible plugin) cache the raw results,
@@ -46,10 +206,21 @@ class Source(ABC):
 
     kind: ClassVar[str]
 
+    def __init__(self, options: Opts) -> None:
+        self.options = options
+
+    @property
+    def deadline(self) -> float:
+        """Seconds `fetch` and `parse` may take together (enforced by the caller)."""
+        return self.options.deadline
+
     @abstractmethod
     def fetch(self) -> Any:
         """Query the API; return plain JSON-serialisable data. Raise SourceError on failure."""
 
     @abstractmethod
-    def parse(self, raw: Any) -> list[Cluster]:
-        """Turn what `fetch` returned into clusters. Raise SourceError naming the bad field."""
+    def parse(self, raw: Any) -> Parsed:
+        """Turn what `fetch` returned into clusters, skipping bad records (see `Parsed`).
+
+        Raise SourceError only when the data as a whole is unusable.
+        """

@@ -8,15 +8,18 @@ appears in a URL, a message, a log line or the raw results (which Ansible may ca
 from __future__ import annotations
 
 import base64
-import ipaddress
+import functools
+import json
 import os
 import stat
+import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import urllib3.exceptions
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -26,7 +29,26 @@ from tenacity import (
 )
 
 from pwrun.errors import SourceError
-from pwrun.inventory.model import Cluster, Scheduler, Source
+from pwrun.inventory.cloud import first_line
+from pwrun.inventory.model import (
+    Cluster,
+    Parsed,
+    Scheduler,
+    Source,
+    SourceOptions,
+    deadline_passed,
+    shown,
+    validate,
+)
+from pwrun.validation import (
+    Address,
+    ClusterName,
+    RemotePath,
+    UserName,
+    address,
+    ip_address,
+    user_name,
+)
 
 KIND = "pw"
 V3_CLUSTERS = "/api/compute/clusters"
@@ -45,12 +67,12 @@ CLOUD_OF_TYPE = {
     "existing": "onprem",
 }
 MAX_RETRY_AFTER = 30.0
+MAX_ANSWER_BYTES = 64 * 2**20
+CHUNK_BYTES = 2**16
 
 
-class Options(BaseModel):
+class Options(SourceOptions):
     """`sources.pw` in the inventory file."""
-
-    model_config = ConfigDict(extra="forbid")
 
     host: str | None = Field(
         default=None,
@@ -98,35 +120,34 @@ class _KeyAuth(requests.auth.AuthBase):
         return "_KeyAuth(<hidden>)"
 
 
-class PwSource(Source):
+class PwSource(Source[Options]):
     """Cluster controllers the user can see on a Parallel Works platform."""
 
     kind = KIND
-
-    def __init__(self, options: Options) -> None:
-        self.options = options
 
     # ---- fetch -------------------------------------------------------------------------------
 
     def fetch(self) -> dict[str, Any]:
         """`{"api": "v3"|"legacy", "clusters": [...], "username": str|None}`: no secrets."""
         base = self.base_url()
+        until = time.monotonic() + self.options.deadline
         with requests.Session() as session:
             session.auth = _KeyAuth(self._api_key())
             session.headers["Accept"] = "application/json"
+            get = functools.partial(self._get, session, base, until=until)
             api = self.options.api
             clusters = None
             if api in ("auto", "v3"):
-                clusters = self._get(session, base, V3_CLUSTERS, missing_ok=api == "auto")
+                clusters = get(V3_CLUSTERS, missing_ok=api == "auto")
                 api = "v3"
             if clusters is None:
                 api = "legacy"
-                clusters = self._get(session, base, LEGACY_RESOURCES)
+                clusters = get(LEGACY_RESOURCES)
             if not isinstance(clusters, list):
                 raise self._error(f"{base}{_path(api)}: expected a list of clusters")
             username = None
             if any(isinstance(c, dict) and not _record_user(c) for c in clusters):
-                session_info = self._get(session, base, SESSION)
+                session_info = get(SESSION)
                 if isinstance(session_info, dict) and isinstance(session_info.get("username"), str):
                     username = session_info["username"]
         return {"api": api, "clusters": clusters, "username": username}
@@ -170,84 +191,134 @@ class PwSource(Source):
         return key
 
     def _get(
-        self, session: requests.Session, base: str, path: str, missing_ok: bool = False
+        self,
+        session: requests.Session,
+        base: str,
+        path: str,
+        *,
+        until: float,
+        missing_ok: bool = False,
     ) -> Any:
-        """GET base+path as JSON, retrying transient failures; None for a 404 when missing_ok."""
+        """GET base+path as JSON, retrying transient failures until the deadline (`until`, on
+        the monotonic clock); None for a 404 when missing_ok."""
         where = f"GET {base}{path}"
         retrying = Retrying(
             stop=stop_after_attempt(self.options.retries + 1),
-            wait=self._wait,
+            wait=functools.partial(self._wait, until=until),
             retry=retry_if_exception_type(_Retryable),
             reraise=True,
         )
         try:
-            response = retrying(self._get_once, session, base + path, where)
+            status, reason, body = retrying(self._get_once, session, base + path, where, until)
         except _Retryable as exc:
             attempts = self.options.retries + 1
             raise self._error(f"{exc} (gave up after {attempts} attempts)") from None
-        if response.status_code == 404 and missing_ok:
+        if status == 404 and missing_ok:
             return None
-        if response.status_code == 401:
+        if status == 401:
             raise self._error(
                 f"{where}: HTTP 401, the platform rejected the API key; check "
                 f"{self.options.api_key_env} or {self.options.api_key_file}"
             )
-        if response.status_code == 403:
+        if status == 403:
             raise self._error(f"{where}: HTTP 403, the API key may not list clusters")
-        if not response.ok:
-            raise self._error(f"{where}: HTTP {response.status_code} {response.reason}")
+        if not 200 <= status < 300:
+            raise self._error(f"{where}: HTTP {status} {reason}")
         try:
-            return response.json()
-        except ValueError as exc:
-            raise self._error(f"{where}: the answer is not valid JSON ({exc})") from None
+            return json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise self._error(
+                f"{where}: the answer is not valid JSON ({first_line(exc)})"
+            ) from None
 
-    def _get_once(self, session: requests.Session, url: str, where: str) -> requests.Response:
+    def _get_once(
+        self, session: requests.Session, url: str, where: str, until: float
+    ) -> tuple[int, str, bytes]:
+        """One GET: status, reason and (for a 2xx) the body, all within the deadline."""
+        timeout = min(self.options.timeout, self._remaining(where, until))
         try:
-            response = session.get(url, timeout=self.options.timeout, allow_redirects=False)
-        except requests.Timeout:
+            with session.get(url, timeout=timeout, allow_redirects=False, stream=True) as response:
+                status, reason = response.status_code, _printable(response.reason or "")
+                if status == 429 or status >= 500:
+                    retry_after = _retry_after(response.headers.get("Retry-After"))
+                    raise _Retryable(f"{where}: HTTP {status} {reason}", retry_after)
+                body = self._read(response, where, until) if 200 <= status < 300 else b""
+        except (requests.Timeout, urllib3.exceptions.ReadTimeoutError):
+            self._remaining(where, until)  # the deadline, not the timeout, cut it short
             raise _Retryable(f"{where}: no answer within {self.options.timeout:g} s") from None
         except requests.ConnectionError as exc:
             raise _Retryable(f"{where}: cannot connect ({_reason(exc)})") from None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise _Retryable(
-                f"{where}: HTTP {response.status_code} {response.reason}",
-                _retry_after(response.headers.get("Retry-After")),
-            )
-        return response
+        except urllib3.exceptions.HTTPError as exc:
+            raise _Retryable(f"{where}: the answer broke off ({_reason(exc)})") from None
+        return status, reason, body
 
-    def _wait(self, state: RetryCallState) -> float:
-        """Exponential backoff, or the server's Retry-After when it gives one."""
+    def _read(self, response: requests.Response, where: str, until: float) -> bytes:
+        """The body as it arrives, checking the deadline between reads: a server that trickles
+        bytes keeps no socket open past it."""
+        body = bytearray()
+        while chunk := response.raw.read1(CHUNK_BYTES):
+            body += chunk
+            if len(body) > MAX_ANSWER_BYTES:
+                raise self._error(f"{where}: the answer is over {MAX_ANSWER_BYTES >> 20} MiB")
+            self._remaining(where, until)
+        return bytes(body)
+
+    def _remaining(self, where: str, until: float) -> float:
+        """Seconds left before the deadline; past it, the SourceError that says so."""
+        left = until - time.monotonic()
+        if left <= 0:
+            raise self._error(f"{where}: {deadline_passed(self.options.deadline)}")
+        return left
+
+    def _wait(self, state: RetryCallState, until: float) -> float:
+        """Exponential backoff, or the server's Retry-After when it gives one; never past the
+        deadline (the next attempt then reports it)."""
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Retryable) and exc.retry_after is not None:
-            return exc.retry_after
-        return wait_exponential(multiplier=self.options.backoff, max=MAX_RETRY_AFTER)(state)
+            wait = exc.retry_after
+        else:
+            wait = wait_exponential(multiplier=self.options.backoff, max=MAX_RETRY_AFTER)(state)
+        return max(0.0, min(wait, until - time.monotonic()))
 
     # ---- parse -------------------------------------------------------------------------------
 
-    def parse(self, raw: Any) -> list[Cluster]:
+    def parse(self, raw: Any) -> Parsed:
         if not isinstance(raw, dict) or not isinstance(raw.get("clusters"), list):
             raise self._error("raw results are not in the expected shape; flush the cache")
-        api = raw.get("api", "v3")
+        path = _path(raw.get("api", "v3"))
         username = raw.get("username")
-        clusters = []
+        parsed = Parsed(KIND)
         for index, item in enumerate(raw["clusters"]):
-            label = _label(index, item)
-            try:
-                record = _Record.model_validate(item)
-            except ValidationError as exc:
-                error = exc.errors()[0]
-                field = ".".join(str(part) for part in error["loc"]) or "record"
-                raise self._error(
-                    f"{_path(api)} {label}: field {field!r}: {error['msg']}"
-                ) from None
-            clusters.append(record.to_cluster(username))
-        return clusters
+            where = f"{path} {_label(index, item)}"
+            cluster = parsed.add(where, functools.partial(_Record.cluster, item, username))
+            private_ip = (item.get("variables") or {}).get("privateIp") if cluster else None
+            if cluster and private_ip and not cluster.private_address:
+                parsed.note(
+                    where,
+                    f"variables.privateIp {shown(private_ip)} is not an IP address, left out: "
+                    "Parsl workers will be given the cluster's public address",
+                )
+        return parsed
 
     def _error(self, message: str) -> SourceError:
         return SourceError(self.kind, message)
 
 
 # ---- API records ------------------------------------------------------------------------------
+
+
+def _user_at_host(value: str) -> str:
+    """state.masterNode: `host` or `user@host`."""
+    user, _, host = value.rpartition("@")
+    if user:
+        user_name(user)
+    address(host)
+    return value
+
+
+Blank = BeforeValidator(lambda value: None if value == "" else value)  # the API's "unset"
+OptionalAddress = Annotated[Address | None, Blank]
+OptionalUser = Annotated[UserName | None, Blank]
 
 
 class _Lenient(BaseModel):
@@ -259,10 +330,10 @@ class _Partition(_Lenient):
 
 
 class _Variables(_Lenient):
-    workdir: str | None = None
-    privateIp: str | None = None
-    slurmUsername: str | None = None
-    slurmLoginNode: str | None = None
+    workdir: Annotated[RemotePath | None, Blank] = None
+    privateIp: str | None = None  # an IP or an interface name
+    slurmUsername: OptionalUser = None
+    slurmLoginNode: OptionalAddress = None
     scheduler: str | None = None
     jobschedulertype: str | None = None
     region: str | None = None
@@ -272,54 +343,57 @@ class _Variables(_Lenient):
 
 
 class _State(_Lenient):
-    masterNode: str | None = None
+    masterNode: Annotated[Annotated[str, AfterValidator(_user_at_host)] | None, Blank] = None
 
 
 class _Settings(_Lenient):
-    slurmUsername: str | None = None
+    slurmUsername: OptionalUser = None
 
 
 class _Record(_Lenient):
     """One cluster as either endpoint generation returns it; absent fields are None."""
 
-    name: str = Field(min_length=1)
+    name: ClusterName
     namespace: str | None = None
     type: str | None = None
     status: str | None = None
     currentSessionStatus: str | None = None
-    controllerIp: str | None = None
+    controllerIp: OptionalAddress = None
     tags: str | list[str] | dict[str, str] | None = None
     state: _State | None = None
     settings: _Settings | None = None
     variables: _Variables | None = None
 
-    def to_cluster(self, platform_user: str | None) -> Cluster:
-        variables = self.variables or _Variables()
-        master = (self.state.masterNode if self.state else None) or ""
+    @classmethod
+    def cluster(cls, item: Any, platform_user: str | None) -> Cluster:
+        """The cluster of one raw record; RecordError or ValidationError name a bad field."""
+        record: _Record = validate(cls, item)
+        variables = record.variables or _Variables()
+        master = (record.state.masterNode if record.state else None) or ""
         master_user, _, master_host = master.rpartition("@")
-        address = self.controllerIp or master_host or variables.slurmLoginNode or None
+        address = record.controllerIp or master_host or variables.slurmLoginNode or None
         user = (
-            (self.settings.slurmUsername if self.settings else None)
+            (record.settings.slurmUsername if record.settings else None)
             or variables.slurmUsername
             or master_user
             or platform_user
         )
-        on = self.status == "on" or self.currentSessionStatus == "running"
+        on = record.status == "on" or record.currentSessionStatus == "running"
         return Cluster(
-            name=self.name,
+            name=record.name,
             source=KIND,
             public_address=address,
             private_address=_ip_or_none(variables.privateIp),
             user=user or None,
             status="on" if on else "off",
-            scheduler=self._scheduler(variables),
-            partitions=self._partitions(variables),
+            scheduler=record._scheduler(variables),
+            partitions=record._partitions(variables),
             work_dir=variables.workdir,
-            cloud=CLOUD_OF_TYPE.get(self.type or ""),
+            cloud=CLOUD_OF_TYPE.get(record.type or ""),
             region=variables.region,
             zone=variables.zone,
-            tags=self._tags(),
-            namespace=self.namespace,
+            tags=record._tags(),
+            namespace=record.namespace,
         )
 
     def _scheduler(self, variables: _Variables) -> Scheduler:
@@ -356,15 +430,20 @@ def _path(api: str) -> str:
 
 def _label(index: int, item: Any) -> str:
     name = item.get("name") if isinstance(item, dict) else None
-    return f"cluster #{index}" + (f" ({name!r})" if isinstance(name, str) and name else "")
+    return f"cluster #{index}" + (f" ({shown(name)})" if isinstance(name, str) and name else "")
 
 
 def _ip_or_none(value: str | None) -> str | None:
     """variables.privateIp holds an IP or an interface name: keep only an IP."""
     try:
-        return str(ipaddress.ip_address(value)) if value else None
+        return ip_address(value) if value else None
     except ValueError:
         return None
+
+
+def _printable(text: str, limit: int = 80) -> str:
+    """A server-given phrase fit for a one-line message."""
+    return "".join(char for char in text[:limit] if char.isprintable())
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -374,8 +453,8 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def _reason(exc: requests.ConnectionError) -> str:
+def _reason(exc: BaseException) -> str:
     """The innermost cause's class name: short and free of anything the request carried."""
     while exc.__context__ is not None and exc.__context__ is not exc:
-        exc = exc.__context__  # type: ignore[assignment]
+        exc = exc.__context__
     return exc.__class__.__name__

@@ -11,6 +11,7 @@ import functools
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -27,7 +28,7 @@ class SourceKind:
 
     name: str
     options: type[BaseModel]
-    source: type[Source]
+    source: type[Source[Any]]
 
 
 @functools.cache

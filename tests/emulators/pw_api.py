@@ -10,8 +10,10 @@ a key in the query string is refused and remembered in `key_in_url`.
 
 Knobs (attributes, change them between requests): `fail_next` (statuses to answer with, one per
 request, before answering normally), `status` (answer every list request with it), `delay`
-(seconds before answering), `malformed` (truncated JSON), `v3` (False: v3 answers 404),
-`retry_after` (Retry-After header of injected 429s).
+(seconds before answering), `trickle` (seconds between the bytes of each answer, sent one at a
+time; `hangups` records when a client hung up mid-answer), `malformed` (truncated JSON), `v3`
+(False: v3 answers 404), `retry_after` (Retry-After header of injected 429s), `v3_items` /
+`legacy_items` (served instead of `clusters`: JSON data, or bytes sent verbatim).
 """
 
 from __future__ import annotations
@@ -113,13 +115,15 @@ class PwApiEmulator:
         self.api_key = api_key
         self.username = username
         self.clusters: list[dict[str, Any]] = []
-        # raw overrides: when set, served verbatim instead of rendering `clusters`
-        self.v3_items: list[Any] | None = None
-        self.legacy_items: list[Any] | None = None
+        # raw overrides: when set, served instead of rendering `clusters` (bytes: verbatim)
+        self.v3_items: Any = None
+        self.legacy_items: Any = None
         self.fail_next: list[int] = []
         self.status: int | None = None
         self.retry_after: str | None = None
         self.delay = 0.0
+        self.trickle = 0.0
+        self.hangups: list[float] = []  # time.monotonic() of each client gone mid-answer
         self.malformed = False
         self.v3 = True
         self.hits: Counter[str] = Counter()
@@ -219,7 +223,7 @@ def _handler(api: PwApiEmulator) -> type[BaseHTTPRequestHandler]:
             if api.delay:
                 time.sleep(api.delay)
             status, body = api.answer(url.path.rstrip("/"))
-            data = json.dumps(body).encode()
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
             if api.malformed and status == 200:
                 data = data[: max(1, len(data) // 2)]
             self._send(status, data)
@@ -232,7 +236,16 @@ def _handler(api: PwApiEmulator) -> type[BaseHTTPRequestHandler]:
             if status == 429 and api.retry_after:
                 self.send_header("Retry-After", api.retry_after)
             self.end_headers()
-            self.wfile.write(data)
+            if not api.trickle:
+                self.wfile.write(data)
+                return
+            try:
+                for index in range(len(data)):
+                    self.wfile.write(data[index : index + 1])
+                    time.sleep(api.trickle)
+            except ConnectionError:
+                api.hangups.append(time.monotonic())
+                raise
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -86,13 +86,18 @@ def ansible_inventory(pw_env: dict) -> Callable[..., subprocess.CompletedProcess
     return invoke
 
 
+def pwrun(*args: str, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`python3 -m pwrun.cli ARGS...` of this tree, as a subprocess."""
+    command = [sys.executable, "-m", "pwrun.cli", *args]
+    return run(command, {**env, "COLUMNS": "200", "PYTHONPATH": str(REPO)}, timeout)
+
+
 @pytest.fixture
 def pwrun_cli(pw_env: dict) -> Callable[..., subprocess.CompletedProcess]:
-    """`pwrun ARGS...` as a subprocess."""
+    """`pwrun ARGS...` as a subprocess, against the PW emulator."""
 
     def invoke(*args: str, **env: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-c", "from pwrun.cli import app; app()", *args]
-        return run(command, {**pw_env, "COLUMNS": "200", **env})
+        return pwrun(*args, env={**pw_env, **env})
 
     return invoke
 

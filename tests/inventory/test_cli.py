@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.emulators.pw_api import PwApiEmulator
 
 BASIC = "plugin: pwrun\nsources:\n  pw:\n"
@@ -18,7 +20,11 @@ def test_table(pw_api: PwApiEmulator, pwrun_cli, write_inventory) -> None:
     for value in ("34.171.136.114", "alice", "compute,gpu", "gcp/us-central1/us-central1-a"):
         assert value in gcp
     assert any("onprem" in row and "pbs" in row for row in rows)
-    assert result.stderr == ""
+    assert result.stderr == (  # a note, not a source problem: no "inventory source" prefix
+        "warning: inventory note (pw): /api/compute/clusters cluster #2 ('onprem'): "
+        "variables.privateIp 'ens5' is not an IP address, left out: Parsl workers will be given "
+        "the cluster's public address\n"
+    )
 
 
 def test_json(pw_api: PwApiEmulator, pwrun_cli, write_inventory) -> None:
@@ -26,6 +32,8 @@ def test_json(pw_api: PwApiEmulator, pwrun_cli, write_inventory) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["errors"] == []
+    [note] = data["notes"]
+    assert note.startswith("inventory note (pw): /api/compute/clusters cluster #2 ('onprem'): ")
     clusters = {c["name"]: c for c in data["clusters"]}
     assert set(clusters) == {"gcpslurmv2", "awsoff", "onprem", "bare"}
     assert clusters["onprem"]["address"] == "login.hpc.example.org"
@@ -68,3 +76,24 @@ def test_bad_file_is_one_line(pw_api, pwrun_cli, write_inventory) -> None:
 def test_bad_key_never_shown(pw_api, pwrun_cli, write_inventory) -> None:
     result = pwrun_cli("inventory", str(write_inventory(BASIC)), PW_API_KEY="pwt_leaky_value")
     assert "HTTP 401" in result.stderr and "pwt_leaky_value" not in result.stdout + result.stderr
+
+
+def test_markup_in_values_is_printed_as_text(pw_api, pwrun_cli, write_inventory) -> None:
+    free = {"partitions": ["[/]gpu"], "region": "[bold]r"}
+    pw_api.v3_items = [{"name": "a[/]b"}, {"name": "ok", "variables": free}]
+    result = pwrun_cli("inventory", str(write_inventory(BASIC)))
+    assert result.returncode == 0, result.stderr
+    assert "cluster #0 ('a[/]b'): field 'name': 'a[/]b' is not allowed" in result.stderr
+    assert "[/]gpu" in result.stdout and "[bold]r" in result.stdout
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reports_errors (pwrun/cli.py, not this branch's) prints messages as rich markup: "
+    "a value holding '[/]' makes it raise MarkupError; it needs rich.markup.escape",
+)
+def test_markup_in_a_strict_error_is_printed_as_text(pw_api, pwrun_cli, write_inventory) -> None:
+    pw_api.v3_items = [{"name": "a[/]b"}]
+    result = pwrun_cli("inventory", "--strict", str(write_inventory(BASIC)))
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 2 and "'a[/]b' is not allowed" in result.stderr

@@ -13,21 +13,30 @@ from pwrun.inventory.pw import Options as PwOptions
 
 def test_valid_file_loads_sources_in_kind_order(write_inventory) -> None:
     path = write_inventory(
-        "plugin: pwrun\nstrict: true\nsources:\n  pw:\n    host: pw.example.org\n    timeout: 3\n"
-        "keyed_groups: [{key: pwrun_cloud, prefix: cloud}]\ncache: true\n"
+        "plugin: pwrun\nstrict_sources: true\nsources:\n  pw:\n    host: pw.example.org\n"
+        "    timeout: 3\n    deadline: 20\nkeyed_groups: [{key: pwrun_cloud, prefix: cloud}]\n"
+        "cache: true\n"
     )
     config = load_config(path)
-    assert config.strict is True
+    assert config.strict_sources is True
     assert list(config.sources) == ["pw"]
     options = config.sources["pw"]
     assert isinstance(options, PwOptions)
     assert (options.host, options.timeout, options.api) == ("pw.example.org", 3.0, "auto")
+    assert options.deadline == 20.0
+
+
+def test_strict_is_only_ansibles(write_inventory) -> None:
+    """`strict` (compose/groups/keyed_groups errors) no longer makes source problems fatal."""
+    config = load_config(write_inventory("plugin: pwrun\nstrict: true\nsources:\n  pw:\n"))
+    assert config.strict_sources is False
 
 
 def test_source_without_options_gets_defaults(write_inventory) -> None:
     config = load_config(write_inventory("plugin: pwrun\nsources:\n  pw:\n"))
     assert config.sources["pw"] == PwOptions()
-    assert config.strict is False
+    assert config.strict_sources is False
+    assert config.sources["pw"].deadline == 60.0
 
 
 @pytest.mark.parametrize(
@@ -42,6 +51,17 @@ def test_source_without_options_gets_defaults(write_inventory) -> None:
         ("plugin: pwrun\nsources: {}\n", "sources: Dictionary should have at least 1 item"),
         ("plugin: other\nsources:\n  pw:\n", "plugin: Input should be 'pwrun'"),
         ("plugin: pwrun\nstrict: maybe\nsources:\n  pw:\n", "strict: Input should be a valid bool"),
+        (
+            "plugin: pwrun\nstrict_sources: 2\nsources:\n  pw:\n",
+            "strict_sources: Input should be a valid bool",
+        ),
+        ("plugin: pwrun\nsources:\n  pw: {deadline: 0}\n", "sources.pw.deadline: Input should be"),
+        (
+            "plugin: pwrun\nsources:\n  aws: {regions: [r], user: '-oProxyCommand=x'}\n",
+            "sources.aws.user: Value error, '-oProxyCommand=x' is not allowed here",
+        ),
+        ("plugin: pwrun\ndate: 2024-02-30\nsources:\n  pw:\n", "a value YAML cannot read: day"),
+        ('plugin: pwrun\nsources:\n  "a\\nb":\n', "sources.'a\\nb': unknown source"),
         (
             "plugin: pwrun\nsources:\n  pw: {host: [unclosed\n",
             "not valid YAML at line 4: expected ',' or ']'",

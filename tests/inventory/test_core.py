@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from pwrun.errors import PwrunError
 from pwrun.inventory import builtin_groups, host_vars, list_clusters
-from pwrun.inventory.model import Cluster, Source
+from pwrun.inventory.model import Cluster, Parsed, Source, SourceOptions
 from pwrun.inventory.pw import Options, PwSource
 from tests.emulators.pw_api import PwApiEmulator, pw_cluster
 from tests.inventory.conftest import PW_KEY
@@ -52,7 +53,9 @@ def test_failing_source_is_reported_and_others_return(pw_api: PwApiEmulator, sec
 def test_strict_mode_fails_on_any_source(pw_api: PwApiEmulator, second_api) -> None:
     second_api.status = 503
     with pytest.raises(PwrunError, match=r"inventory source 'pw': GET .* HTTP 503"):
-        list_clusters({"first": pw(pw_api), "second": pw(second_api, retries=0)}, strict=True)
+        list_clusters(
+            {"first": pw(pw_api), "second": pw(second_api, retries=0)}, strict_sources=True
+        )
 
 
 def test_duplicate_names_keep_the_first_source(pw_api: PwApiEmulator, second_api) -> None:
@@ -68,7 +71,7 @@ def test_duplicate_names_keep_the_first_source(pw_api: PwApiEmulator, second_api
         "source 'first'; skipped it, rename one of them"
     )
     with pytest.raises(PwrunError, match="already used by source 'first'"):
-        list_clusters({"first": pw(pw_api), "second": pw(second_api)}, strict=True)
+        list_clusters({"first": pw(pw_api), "second": pw(second_api)}, strict_sources=True)
 
 
 def test_cached_raw_results_skip_the_api(pw_api: PwApiEmulator, pw_env) -> None:
@@ -87,7 +90,7 @@ def test_unusable_cache_entry_is_fetched_again(pw_api: PwApiEmulator, pw_env) ->
     assert len(listing.clusters) == 4 and listing.fetched == {"pw"}
 
 
-class _Exploding(Source):
+class _Exploding(Source[SourceOptions]):
     """A source whose SDK raises something it did not translate."""
 
     kind = "boom"
@@ -95,12 +98,12 @@ class _Exploding(Source):
     def fetch(self) -> object:
         raise RuntimeError("socket closed by peer")
 
-    def parse(self, raw: object) -> list[Cluster]:
-        return []
+    def parse(self, raw: object) -> Parsed:
+        return Parsed(self.kind)
 
 
 def test_unexpected_exception_is_a_source_error(pw_api: PwApiEmulator, pw_env) -> None:
-    listing = list_clusters({"pw": pw(pw_api), "boom": _Exploding()})
+    listing = list_clusters({"pw": pw(pw_api), "boom": _Exploding(SourceOptions())})
     assert len(listing.clusters) == 4
     assert [str(e) for e in listing.errors] == [
         "inventory source 'boom': unexpected RuntimeError: socket closed by peer"
@@ -129,3 +132,28 @@ def test_host_vars_and_groups() -> None:
     assert builtin_groups(cluster) == ["source_aws", "status_on", "scheduler_pbs"]
     bare = host_vars(Cluster(name="c2", source="pw"))
     assert "ansible_host" not in bare and "ansible_user" not in bare
+
+
+def test_skipped_record_is_an_error_strict_sources_fails_on(pw_api: PwApiEmulator, pw_env) -> None:
+    pw_api.v3_items = [{"name": "good"}, {"name": "bad name"}]
+    listing = list_clusters({"pw": pw(pw_api)})
+    assert [c.name for c in listing.clusters] == ["good"]
+    [error] = listing.errors
+    assert str(error).startswith(
+        "inventory source 'pw': /api/compute/clusters cluster #1 ('bad name'): field 'name': "
+        "'bad name' is not allowed here"
+    )
+    with pytest.raises(PwrunError, match=r"cluster #1 \('bad name'\).*; record skipped$"):
+        list_clusters({"pw": pw(pw_api)}, strict_sources=True)
+
+
+def test_slow_source_is_cut_at_its_deadline(pw_api: PwApiEmulator, second_api) -> None:
+    second_api.trickle = 0.05
+    started = time.monotonic()
+    listing = list_clusters({"first": pw(pw_api), "second": pw(second_api, deadline=1)})
+    assert time.monotonic() - started < 1.5
+    assert len(listing.clusters) == 4 and set(listing.raw) == {"first"}
+    [error] = map(str, listing.errors)
+    assert error.startswith("inventory source ") and error.endswith(
+        "no complete answer within 1 s (option 'deadline')"
+    )

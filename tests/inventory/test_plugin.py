@@ -15,10 +15,12 @@ import pytest
 import requests
 import yaml
 
+from pwrun.inventory import SOURCE_PROBLEM, source_prefix
 from tests.emulators.pw_api import PwApiEmulator
 from tests.inventory.conftest import PW_KEY, REPO, inventory_json
 
 BASIC = "plugin: pwrun\nsources:\n  pw:\n"
+UNPARSED_FAILED = "ANSIBLE_INVENTORY_UNPARSED_FAILED"
 
 
 def test_list_hosts_facts_and_groups(
@@ -108,17 +110,48 @@ def test_bad_option_is_named(pw_api, ansible_inventory, write_inventory, text, e
     assert pw_api.hits.total() == 0
 
 
-def test_failing_source_warns_strict_fails(pw_api, ansible_inventory, write_inventory) -> None:
-    pw_api.api_key = "pwt_rotated"
-    result = ansible_inventory(write_inventory(BASIC), "--list")
-    assert result.returncode == 0
-    assert "inventory source 'pw'" in result.stderr and "HTTP 401" in result.stderr
-    assert json.loads(result.stdout)["_meta"]["hostvars"] == {}
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (
+            "500",
+            "inventory source 'pw': GET {url}/api/compute/clusters: HTTP 500 Internal Server Error "
+            "(gave up after 1 attempts)",
+        ),
+        ("no key", "inventory source 'pw': no API key: set PW_API_KEY or write the key to"),
+    ],
+)
+def test_failing_source_warns_strict_sources_fails(
+    pw_api, ansible_inventory, write_inventory, fault: str, expected: str
+) -> None:
+    env = {UNPARSED_FAILED: "true"}
+    if fault == "500":
+        pw_api.status = 500
+    else:
+        env["PW_API_KEY"] = ""
+    expected = expected.format(url=pw_api.url)
+    text = "plugin: pwrun\n{}sources:\n  pw:\n    retries: 0\n"
 
-    strict = write_inventory(BASIC.replace("sources:", "strict: true\nsources:"))
-    result = ansible_inventory(strict, "--list", ANSIBLE_INVENTORY_UNPARSED_FAILED="true")
-    assert result.returncode != 0 and "HTTP 401" in result.stderr
-    assert "Traceback" not in result.stderr
+    # `strict` is Ansible's constructed option only: the source's failure is a warning
+    lenient = ansible_inventory(write_inventory(text.format("strict: true\n")), "--list", **env)
+    assert lenient.returncode == 0, lenient.stderr
+    assert f"[WARNING]: {expected}" in lenient.stderr
+    [found] = filter(None, map(SOURCE_PROBLEM.search, lenient.stderr.splitlines()))
+    assert found["source"] == "pw" and found[0].startswith(source_prefix("pw"))
+    assert json.loads(lenient.stdout)["_meta"]["hostvars"] == {}
+
+    # strict_sources: the plugin fails with the source's message; Ansible then tries its other
+    # plugins and, by default, goes on with an empty inventory
+    strict = write_inventory(text.format("strict_sources: true\n"), name="strict.pwrun.yml")
+    failed = ansible_inventory(strict, "--list", **env)
+    assert failed.returncode != 0
+    assert f"[WARNING]: Failed to parse inventory with 'pwrun' plugin: {expected}" in failed.stderr
+    assert f"Unable to parse {strict} as an inventory source" in failed.stderr
+    assert "[ERROR]: No inventory was parsed" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    unparsed_ok = ansible_inventory(strict, "--list", **{**env, UNPARSED_FAILED: "false"})
+    assert unparsed_ok.returncode == 0
+    assert f"Failed to parse inventory with 'pwrun' plugin: {expected}" in unparsed_ok.stderr
 
 
 def test_every_option_is_documented() -> None:
@@ -135,6 +168,10 @@ def test_every_option_is_documented() -> None:
     )
     options = json.loads(doc.stdout)["pwrun"]["doc"]["options"]
     assert set(_FileModel.model_fields) <= set(options)
+    assert (options["strict_sources"]["type"], options["strict_sources"]["default"]) == (
+        "bool",
+        False,
+    )
     documented = options["sources"]["suboptions"]
     assert set(documented) == set(SOURCE_KINDS)
     for kind in SOURCE_KINDS:

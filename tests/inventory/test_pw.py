@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 import pytest
 
 from pwrun.errors import SourceError
+from pwrun.inventory.model import MAX_REPORTED, Parsed
 from pwrun.inventory.pw import Options, PwSource
 from tests.emulators.pw_api import PwApiEmulator
 from tests.inventory.conftest import PW_KEY, sample_clusters
 
 
-def listing(**options) -> dict:
+def parsed(**options) -> Parsed:
     source = PwSource(Options(**options))
-    return {cluster.name: cluster for cluster in source.parse(source.fetch())}
+    return source.parse(source.fetch())
+
+
+def listing(**options) -> dict:
+    result = parsed(**options)
+    assert result.problems == []
+    return {cluster.name: cluster for cluster in result.clusters}
 
 
 def failure(**options) -> str:
@@ -181,22 +189,90 @@ def test_malformed_json(pw_api: PwApiEmulator, pw_env) -> None:
     assert "/api/compute/clusters: the answer is not valid JSON" in failure()
 
 
+def test_not_a_list(pw_api: PwApiEmulator, pw_env) -> None:
+    pw_api.v3_items = {"clusters": []}
+    assert "/api/compute/clusters: expected a list of clusters" in failure()
+
+
 @pytest.mark.parametrize(
-    ("items", "expected"),
+    ("item", "expected"),
     [
-        ({"clusters": []}, "/api/compute/clusters: expected a list of clusters"),
-        ([{"name": "ok"}, {"namespace": "x"}], "cluster #1: field 'name': Field required"),
-        ([{"name": ""}], "cluster #0: field 'name': String should have at least 1 character"),
+        ({"namespace": "x"}, "cluster #1: field 'name': Field required"),
+        ({"name": 5}, "cluster #1: field 'name': Input should be a valid string"),
+        ({"name": ""}, "cluster #1: field 'name': '' is not allowed here: use letters, digits"),
         (
-            [{"name": "p", "variables": {"partition_config": "compute"}}],
-            "cluster #0 ('p'): field 'variables.partition_config': Input should be a valid list",
+            {"name": "p", "variables": {"partition_config": "compute"}},
+            "cluster #1 ('p'): field 'variables.partition_config': Input should be a valid list",
         ),
-        ([{"name": "q", "controllerIp": 42}], "cluster #0 ('q'): field 'controllerIp'"),
-        (["gcpslurmv2"], "cluster #0: field 'record': Input should be a valid dictionary"),
+        ({"name": "q", "controllerIp": 42}, "cluster #1 ('q'): field 'controllerIp'"),
+        ("gcpslurmv2", "cluster #1: the record: Input should be a valid dictionary"),
     ],
 )
-def test_partial_or_wrong_records_name_the_field(
-    pw_api: PwApiEmulator, pw_env, items, expected
-) -> None:
-    pw_api.v3_items = items
-    assert expected in failure()
+def test_bad_record_is_skipped_and_named(pw_api: PwApiEmulator, pw_env, item, expected) -> None:
+    pw_api.v3_items = [{"name": "ok"}, item, {"name": "also-ok"}]
+    result = parsed()
+    assert [c.name for c in result.clusters] == ["ok", "also-ok"]
+    [problem] = map(str, result.problems)
+    assert problem.startswith(f"inventory source 'pw': /api/compute/clusters {expected}")
+    assert problem.endswith("; record skipped")
+
+
+def test_duplicate_name_keeps_the_first(pw_api: PwApiEmulator, pw_env) -> None:
+    pw_api.v3_items = [
+        {"name": "twin", "controllerIp": "192.0.2.1"},
+        {"name": "twin", "controllerIp": "192.0.2.2"},
+    ]
+    result = parsed()
+    assert [c.public_address for c in result.clusters] == ["192.0.2.1"]
+    assert [str(p) for p in result.problems] == [
+        "inventory source 'pw': /api/compute/clusters cluster #1 ('twin'): name 'twin' is already "
+        "used by /api/compute/clusters cluster #0 ('twin'); record skipped"
+    ]
+
+
+def test_interface_name_as_private_ip_is_noted(pw_api: PwApiEmulator, pw_env) -> None:
+    result = parsed()
+    assert result.problems == []
+    assert result.notes == [
+        "inventory note (pw): /api/compute/clusters cluster #2 ('onprem'): variables.privateIp "
+        "'ens5' is not an IP address, left out: Parsl workers will be given the cluster's "
+        "public address"
+    ]
+
+
+def test_many_bad_records_are_counted_not_listed(pw_api: PwApiEmulator, pw_env) -> None:
+    pw_api.v3_items = [{"name": f"bad {i}"} for i in range(25)] + [{"name": "good"}]
+    result = parsed()
+    assert [c.name for c in result.clusters] == ["good"]
+    messages = [str(p) for p in result.problems]
+    assert len(messages) == MAX_REPORTED + 1
+    assert messages[-1] == f"inventory source 'pw': {25 - MAX_REPORTED} more records skipped"
+
+
+def test_trickling_answer_is_cut_at_the_deadline(pw_api: PwApiEmulator, pw_env) -> None:
+    """requests' timeout is per read: a server sending a byte every 50 ms never trips it. The
+    deadline does, and the socket is closed then, not when the answer would have ended."""
+    pw_api.trickle = 0.05
+    started = time.monotonic()
+    message = failure(deadline=1, timeout=5)
+    took = time.monotonic() - started
+    assert message == (
+        f"inventory source 'pw': GET {pw_api.url}/api/compute/clusters: no complete answer "
+        "within 1 s (option 'deadline')"
+    )
+    assert 1 <= took < 1.5
+    for _ in range(40):  # the emulator notices at its next write
+        if pw_api.hangups:
+            break
+        time.sleep(0.05)
+    assert pw_api.hangups and pw_api.hangups[0] - started < 1.5
+
+
+def test_retries_stop_at_the_deadline(pw_api: PwApiEmulator, pw_env) -> None:
+    pw_api.status = 503
+    pw_api.retry_after = "20"
+    started = time.monotonic()
+    message = failure(deadline=0.5, retries=5)
+    assert "no complete answer within 0.5 s (option 'deadline')" in message
+    assert time.monotonic() - started < 1.0
+    assert pw_api.hits["/api/compute/clusters"] == 1  # the wait for Retry-After hit the deadline

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pydantic
 import pytest
 
+from pwrun.inventory import list_clusters
 from pwrun.inventory.aws import AwsSource, Options
 from tests.emulators.cloud_http import JsonServer
 from tests.inventory.cloud.conftest import Seeded, closed_port_url, source_error
+from tests.inventory.conftest import pwrun
 
 
 def source(ec2: Seeded, **options: object) -> AwsSource:
@@ -20,7 +24,9 @@ def source(ec2: Seeded, **options: object) -> AwsSource:
 
 def listed(src: AwsSource) -> dict[str, object]:
     """Clusters by name, after the raw data went through JSON (as the cache stores it)."""
-    return {c.name: c for c in src.parse(json.loads(json.dumps(src.fetch())))}
+    parsed = src.parse(json.loads(json.dumps(src.fetch())))
+    assert parsed.problems == [] and parsed.notes == []
+    return {c.name: c for c in parsed.clusters}
 
 
 def test_lists_exactly_the_tagged_controllers_across_pages(ec2: Seeded, aws_env: dict) -> None:
@@ -120,26 +126,33 @@ def test_malformed_answer(aws_env: dict, ec2: Seeded) -> None:
     assert "region us-east-1" in str(error) and "parse" in str(error).lower()
 
 
-def test_partial_or_wrong_data_names_the_instance_and_field(ec2: Seeded, aws_env: dict) -> None:
+def test_bad_record_is_skipped_and_named_the_rest_kept(ec2: Seeded, aws_env: dict) -> None:
     src = source(ec2)
     raw = src.fetch()
-    first = raw["us-east-1"][0]
+    first, second = raw["us-east-1"][:2]
     del first["State"]
-    error = source_error(lambda: src.parse(raw))
-    assert f"region us-east-1 instance {first['InstanceId']}: field 'State'" in str(error)
-
-    raw = src.fetch()
-    raw["us-east-1"][0]["Tags"].append({"Key": "pwrun-scheduler", "Value": "lsf"})
-    error = source_error(lambda: src.parse(raw))
-    assert "tag 'pwrun-scheduler' is 'lsf'" in str(error)
+    second["Tags"].append({"Key": "pwrun-scheduler", "Value": "lsf"})
+    parsed = src.parse(raw)
+    assert [str(p) for p in parsed.problems] == [
+        f"inventory source 'aws': region us-east-1 instance {first['InstanceId']}: "
+        "field 'State': Field required; record skipped",
+        f"inventory source 'aws': region us-east-1 instance {second['InstanceId']}: "
+        "tag 'pwrun-scheduler': 'lsf' is not allowed here: use one of slurm, pbs, none; "
+        "record skipped",
+    ]
+    assert len(parsed.clusters) == len(ec2.controllers) - 2
     source_error(lambda: src.parse(["not", "a", "mapping"]))
 
 
-def test_two_controllers_with_one_name(ec2: Seeded, aws_env: dict) -> None:
-    ec2.emulator.add_instances("ap-south-1", 2, tags={"Name": "twin"})
-    src = source(ec2, regions=["ap-south-1"])
-    error = source_error(lambda: src.parse(src.fetch()))
-    assert "two controllers are named 'twin'" in str(error)
+def test_two_controllers_with_one_name_keep_the_first(ec2: Seeded, aws_env: dict) -> None:
+    first, second = ec2.emulator.add_instances("ap-south-1", 2, tags={"Name": "twin"})
+    parsed = source(ec2, regions=["ap-south-1"]).parse(source(ec2, regions=["ap-south-1"]).fetch())
+    [twin] = parsed.clusters
+    assert twin.private_address == first["PrivateIpAddress"]
+    assert [str(p) for p in parsed.problems] == [
+        f"inventory source 'aws': region ap-south-1 instance {second['InstanceId']}: name 'twin' "
+        f"is already used by region ap-south-1 instance {first['InstanceId']}; record skipped"
+    ]
 
 
 def test_options_are_checked() -> None:
@@ -155,3 +168,43 @@ def test_options_are_checked() -> None:
         "controller",
         None,
     )
+
+
+def test_hung_api_is_given_up_at_the_deadline(
+    ec2: Seeded, aws_env: dict, tmp_path: Path, write_inventory
+) -> None:
+    """botocore's read timeout is 60 s here and the server answers after 30 s: the deadline cuts
+    the source short, the others still return, and the hung threads keep no process alive."""
+    hung = JsonServer(delay=30.0)
+    hung.route("POST", r"/", lambda request, match: (200, {}, {}))
+    hung.start()
+    try:
+        started = time.monotonic()
+        listing = list_clusters(
+            {
+                "aws": source(ec2, endpoint_url=hung.url, timeout=60, retries=0, deadline=0.5),
+                "fine": source(ec2),
+            }
+        )
+        assert time.monotonic() - started < 1.0
+        assert [str(e) for e in listing.errors] == [
+            "inventory source 'aws': no complete answer within 0.5 s (option 'deadline')"
+        ]
+        assert {c.name for c in listing.clusters} == set(ec2.controllers)
+
+        path = write_inventory(
+            "plugin: pwrun\nsources:\n  aws:\n    regions: [us-east-1, eu-west-1]\n"
+            f"    endpoint_url: {hung.url}\n    timeout: 60\n    retries: 0\n    deadline: 1\n"
+        )
+        env = {**os.environ, **aws_env}
+        for args, code, level in (((), 0, "warning"), (("--strict",), 2, "error")):
+            started = time.monotonic()
+            result = pwrun("inventory", *args, str(path), env=env, timeout=30)
+            assert time.monotonic() - started < 5
+            assert result.returncode == code, result.stderr
+            assert result.stderr == (
+                f"{level}: inventory source 'aws': no complete answer within 1 s "
+                "(option 'deadline')\n"
+            )
+    finally:
+        hung.stop()

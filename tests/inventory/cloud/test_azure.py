@@ -28,7 +28,9 @@ def source(azure: Seeded, **options: object) -> AzureSource:
 
 
 def listed(src: AzureSource) -> dict[str, object]:
-    return {c.name: c for c in src.parse(json.loads(json.dumps(src.fetch())))}
+    parsed = src.parse(json.loads(json.dumps(src.fetch())))
+    assert parsed.problems == [] and parsed.notes == []
+    return {c.name: c for c in parsed.clusters}
 
 
 def expected_addresses(azure: Seeded, vm: dict) -> tuple[str | None, str | None]:
@@ -154,16 +156,20 @@ def test_malformed_answer(azure_env: None, tmp_path: Path) -> None:
     assert f"subscription {SUBSCRIPTIONS[0]}: malformed API answer" in str(error)
 
 
-def test_partial_vm_names_the_field(azure: Seeded, azure_env: None) -> None:
+def test_partial_vm_is_skipped_and_named(azure: Seeded, azure_env: None) -> None:
     src = source(azure, subscriptions=[SUBSCRIPTIONS[1]])
     raw = src.fetch()
     vm = raw[SUBSCRIPTIONS[1]]["vms"][1]
     del vm["location"]
-    error = source_error(lambda: src.parse(raw))
-    assert f"subscription {SUBSCRIPTIONS[1]} vm {vm['name']}: field 'location'" in str(error)
+    parsed = src.parse(raw)
+    assert len(parsed.clusters) == 2 and vm["name"] not in {c.name for c in parsed.clusters}
+    assert [str(p) for p in parsed.problems] == [
+        f"inventory source 'azure': subscription {SUBSCRIPTIONS[1]} vm {vm['name']}: "
+        "field 'location': Field required; record skipped"
+    ]
     del raw[SUBSCRIPTIONS[1]]["nics"]
     error = source_error(lambda: src.parse(raw))
-    assert "field 'nics'" in str(error)
+    assert f"subscription {SUBSCRIPTIONS[1]}: field 'nics': Field required" in str(error)
 
 
 def test_options_are_checked() -> None:

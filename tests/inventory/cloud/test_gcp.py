@@ -29,7 +29,9 @@ def source(gcp: Seeded, **options: object) -> GcpSource:
 
 
 def listed(src: GcpSource) -> dict[str, object]:
-    return {c.name: c for c in src.parse(json.loads(json.dumps(src.fetch())))}
+    parsed = src.parse(json.loads(json.dumps(src.fetch())))
+    assert parsed.problems == [] and parsed.notes == []
+    return {c.name: c for c in parsed.clusters}
 
 
 def test_lists_exactly_the_labelled_controllers_across_pages(gcp: Seeded) -> None:
@@ -153,15 +155,18 @@ def test_malformed_answer(gcp: Seeded, tmp_path: Path) -> None:
     assert "project p zone z-a: malformed API answer" in str(error)
 
 
-def test_partial_instance_names_the_field(gcp: Seeded, tmp_path: Path) -> None:
+def test_partial_instance_is_skipped_and_named(gcp: Seeded, tmp_path: Path) -> None:
     with GcpComputeEmulator() as emu:
-        emu.add_instances("p", "z-a", 2)
-        del emu.zones["p"]["z-a"][1]["status"]
+        kept, partial = emu.add_instances("p", "z-a", 2)
+        del partial["status"]
         key = str(emu.service_account_file(tmp_path))
         src = source(gcp, projects=["p"], zones=["z-a"], endpoint_url=emu.url, credentials_file=key)
-        raw = src.fetch()
-    error = source_error(lambda: src.parse(raw))
-    assert "project p zone z-a instance " in str(error) and "field 'status'" in str(error)
+        parsed = src.parse(src.fetch())
+    assert [c.name for c in parsed.clusters] == [kept["name"]]
+    assert [str(p) for p in parsed.problems] == [
+        f"inventory source 'gcp': project p zone z-a instance {partial['name']}: "
+        "field 'status': String should have at least 1 character; record skipped"
+    ]
 
 
 def test_only_pwrun_metadata_is_kept(gcp: Seeded) -> None:
