@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from pwrun import __version__, state
-from pwrun.console import err
+from pwrun.console import err, error, warn
 from pwrun.errors import InfrastructureError, PwrunError
 
 app = typer.Typer(
@@ -32,7 +32,7 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except PwrunError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            error(str(exc))
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
@@ -145,7 +145,7 @@ def inventory(
             table.add_row(*map(escape, cells))  # partitions and places are free-form API text
         Console().print(table)
     for message in [*map(str, listing.errors), *listing.notes]:
-        err.print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False)
+        warn(message)
 
 
 InventoryOption = Annotated[

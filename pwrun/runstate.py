@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pwrun import state
-from pwrun.console import err
+from pwrun.console import warn
 from pwrun.errors import InfrastructureError
 from pwrun.process import ProcessRef
 from pwrun.transport import tunnel
@@ -127,11 +127,7 @@ class RunRecord:
         try:
             return cls._from_json(data)
         except (KeyError, TypeError, ValueError) as exc:
-            err.print(
-                f"[yellow]warning:[/] {directory / RECORD}: not a run record "
-                f"({exc.__class__.__name__}: {exc}); skipped",
-                highlight=False,
-            )
+            warn(f"{directory / RECORD}: not a run record ({type(exc).__name__}: {exc}); skipped")
             return None
 
     @classmethod

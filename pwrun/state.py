@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pwrun.console import err
+from pwrun.console import warn
 
 if TYPE_CHECKING:  # parsl is slow to import; modules run by Ansible import this one
     from parsl.config import Config
@@ -70,10 +70,10 @@ def read_record(path: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        err.print(f"[yellow]warning:[/] {path}: unreadable ({exc}); skipped", highlight=False)
+        warn(f"{path}: unreadable ({exc}); skipped")
         return None
     if not isinstance(data, dict):
-        err.print(f"[yellow]warning:[/] {path}: not a record; skipped", highlight=False)
+        warn(f"{path}: not a record; skipped")
         return None
     return data
 

@@ -22,7 +22,7 @@ from rich.live import Live
 from rich.table import Table
 
 from pwrun import state
-from pwrun.console import err
+from pwrun.console import warn
 from pwrun.errors import InfrastructureError, PwrunError
 from pwrun.process import signals_deferred
 
@@ -114,8 +114,7 @@ def read_inventory(path: Path) -> Inventory:
         if failed := FAILED_WITH.match(line):
             causes[failed[1]] = failed[2]
         elif line.startswith("[WARNING]: ") and not line.startswith(PARSE_NOISE):
-            err.print(f"[yellow]warning:[/] {path}: {line.removeprefix('[WARNING]: ')}",
-                      highlight=False)  # fmt: skip
+            warn(f"{path}: {line.removeprefix('[WARNING]: ')}")
     if proc.returncode != 0:
         cause = next((causes[p] for p in PLUGIN_PREFERENCE if p in causes), None)
         errors = [line for line in proc.stderr.splitlines() if line.startswith("[ERROR]")]
@@ -158,10 +157,8 @@ def without_passwords(host: str, hostvars: dict[str, Any]) -> dict[str, Any]:
     """A host's variables minus connection passwords, which pwrun never writes to a file."""
     dropped = sorted(name for name in hostvars if PASSWORD_VAR.match(name))
     if dropped:
-        err.print(
-            f"[yellow]warning:[/] {host}: {', '.join(dropped)} not used: pwrun connects to "
-            "clusters with ssh keys only",
-            highlight=False,
+        warn(
+            f"{host}: {', '.join(dropped)} not used: pwrun connects to clusters with ssh keys only"
         )
     return {name: value for name, value in hostvars.items() if name not in dropped}
 

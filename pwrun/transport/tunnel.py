@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from pwrun import state
-from pwrun.console import err
+from pwrun.console import warn
 from pwrun.errors import InfrastructureError
 from pwrun.process import ProcessRef
 from pwrun.transport.ssh import SSHTarget, last_line
@@ -77,10 +77,7 @@ def load(name: str) -> Tunnel | None:
     try:
         return Tunnel(**{**data, "process": ProcessRef(**data["process"])})
     except (KeyError, TypeError) as exc:
-        err.print(
-            f"[yellow]warning:[/] {record_path(name)}: not a tunnel record ({exc}); skipped",
-            highlight=False,
-        )
+        warn(f"{record_path(name)}: not a tunnel record ({exc}); skipped")
         return None
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from tests.emulators.pw_api import PwApiEmulator
 
 BASIC = "plugin: pwrun\nsources:\n  pw:\n"
@@ -87,11 +85,6 @@ def test_markup_in_values_is_printed_as_text(pw_api, pwrun_cli, write_inventory)
     assert "[/]gpu" in result.stdout and "[bold]r" in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reports_errors (pwrun/cli.py, not this branch's) prints messages as rich markup: "
-    "a value holding '[/]' makes it raise MarkupError; it needs rich.markup.escape",
-)
 def test_markup_in_a_strict_error_is_printed_as_text(pw_api, pwrun_cli, write_inventory) -> None:
     pw_api.v3_items = [{"name": "a[/]b"}]
     result = pwrun_cli("inventory", "--strict", str(write_inventory(BASIC)))
