@@ -242,6 +242,7 @@ from pwrun.inventory import builtin_groups, host_vars, list_configured, load_con
 from pwrun.inventory.config import has_inventory_suffix  # noqa: E402
 
 display = Display()
+_FAILED: dict[tuple[str, int], str] = {}  # (file, mtime) -> why listing it failed, this process
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -263,9 +264,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         cache_key = self.get_cache_key(path)
         use_cache = self.get_option("cache")
         cached = self._cache.get(cache_key, {}) if use_cache and cache else {}
+        # Ansible retries a file its plugin failed on through `auto`, which loads this plugin
+        # again: answer from the first failure rather than query the APIs twice.
+        attempt = (str(Path(path).resolve()), Path(path).stat().st_mtime_ns)
+        if attempt in _FAILED:
+            raise AnsibleParserError(_FAILED[attempt])
         try:  # with strict_sources, any source problem raises here
             listing = list_configured(config, cached=cached)
         except PwrunError as exc:
+            _FAILED[attempt] = str(exc)
             raise AnsibleParserError(str(exc)) from None
         for message in [*map(str, listing.errors), *listing.notes]:
             display.warning(message)

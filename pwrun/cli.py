@@ -164,20 +164,13 @@ def provision(
     """Make clusters ready (Python env with this Parsl, facts) with ansible-runner."""
     from rich.table import Table
 
+    from pwrun.provision.runner import chosen_sites, read_inventory
     from pwrun.provision.runner import provision as run_site_yml
-    from pwrun.provision.runner import read_inventory
 
-    clusters = read_inventory(inventory)
-    hosts = clusters.hosts
-    unknown = sorted(set(limit or ()) - set(hosts))
-    if unknown:
-        raise PwrunError(f"{inventory}: no cluster {', '.join(unknown)} in the inventory")
-    chosen = limit or [h for h, v in hosts.items() if v.get("pwrun_status", "on") == "on"]
-    facts = run_site_yml(
-        {host: clusters.ansible_hosts[host] for host in chosen}, state.new_run_dir()
-    )
+    sites = chosen_sites(read_inventory(inventory), limit)
+    facts = run_site_yml(sites, state.new_run_dir())
     table = Table("cluster", "worker env", "partitions", "cores/node")
-    for host in sorted(chosen):
+    for host in sorted(sites):
         f = facts.get(host, {})
         table.add_row(
             host,

@@ -11,11 +11,21 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pwrun.console import err
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T], timeout: float, interval: float = 0.02) -> T:
+    """Call `condition` until it returns something truthy or `timeout` seconds pass; return
+    its last answer (falsy when time ran out)."""
+    deadline = time.monotonic() + timeout
+    while not (answer := condition()) and time.monotonic() < deadline:
+        time.sleep(interval)
+    return answer
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -60,9 +70,7 @@ class ProcessRef:
                 os.kill(self.pid, signum)
             except ProcessLookupError:
                 return
-            deadline = time.monotonic() + wait
-            while self.alive() and time.monotonic() < deadline:
-                time.sleep(0.02)
+            wait_until(lambda: not self.alive(), wait)
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from pwrun.parslcfg import local_config
 from pwrun.parslcfg.executors import LOCAL_SITE, ExecutorSpec, load_executors
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
 from pwrun.process import Interrupts, ProcessRef
-from pwrun.provision.runner import Inventory, provision, read_inventory
+from pwrun.provision.runner import Inventory, is_on, provision, read_inventory
 from pwrun.runstate import ExecutorRecord, RunRecord, RunStatus
 from pwrun.transport import tunnel
 from pwrun.transport.ssh import SSHTarget
@@ -113,7 +113,7 @@ def plan_sites(
         if spec.site not in hosts:
             known = ", ".join(sorted(hosts)) or "none"
             raise PwrunError(f"{where}: no cluster {spec.site!r} in the inventory (known: {known})")
-        if hosts[spec.site].get("pwrun_status", "on") != "on":
+        if not is_on(hosts[spec.site]):
             raise PwrunError(f"{where}: cluster {spec.site!r} is off; start it first")
         ssh_target(spec.site, hosts[spec.site])
         worker_address(spec.site, hosts[spec.site])

@@ -127,6 +127,24 @@ def read_inventory(path: Path) -> Inventory:
     return Inventory(path, {host: unwrap(v) for host, v in hostvars.items()}, hostvars)
 
 
+def chosen_sites(inventory: Inventory, limit: list[str] | None) -> dict[str, dict[str, Any]]:
+    """The clusters `pwrun provision` makes ready, in Ansible's view: those named in `limit`,
+    else every one that is on."""
+    unknown = sorted(set(limit or ()) - set(inventory.hosts))
+    if unknown:
+        raise PwrunError(f"{inventory.path}: no cluster {', '.join(unknown)} in the inventory")
+    chosen = limit or [host for host, facts in inventory.hosts.items() if is_on(facts)]
+    if not chosen:
+        known = ", ".join(sorted(inventory.hosts)) or "none"
+        raise PwrunError(f"{inventory.path}: no cluster is on (clusters: {known})")
+    return {host: inventory.ansible_hosts[host] for host in chosen}
+
+
+def is_on(hostvars: dict[str, Any]) -> bool:
+    """A cluster is on unless its inventory says otherwise (`pwrun_status`)."""
+    return hostvars.get("pwrun_status", "on") == "on"
+
+
 def _check_plugin_file_name(path: Path) -> None:
     """A `plugin: pwrun` file not named *pwrun.yml is skipped by the plugin: say so."""
     if path.is_dir() or path.name.endswith(("pwrun.yml", "pwrun.yaml")):

@@ -14,7 +14,6 @@ import random
 import shlex
 import socket
 import subprocess
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, cast
@@ -22,13 +21,14 @@ from typing import IO, cast
 from pwrun import state
 from pwrun.console import warn
 from pwrun.errors import InfrastructureError
-from pwrun.process import ProcessRef
+from pwrun.process import ProcessRef, wait_until
 from pwrun.transport.ssh import SSHTarget, last_line
 
 RELAY = Path(__file__).with_name("relay.py")
 PORT_RANGE = (20000, 60999)
 ATTEMPTS = 5
 READY_TIMEOUT = 30
+LISTENING = "listening"  # what the relay prints once bound
 
 
 @dataclass
@@ -158,14 +158,18 @@ def open_tunnel(
 
 def _wait_listening(proc: subprocess.Popen, log: Path) -> str | None:
     """None once the relay listens; else why the tunnel failed."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
+
+    def relay_state() -> str | None:
         text = log.read_text()
         if "listening" in text.splitlines():
-            return None
-        if proc.poll() is not None:
-            return last_line(text)
-        time.sleep(0.02)
-    proc.kill()
-    proc.wait()
-    return f"not ready after {READY_TIMEOUT}s"
+            return LISTENING
+        return last_line(text) if proc.poll() is not None else None
+
+    outcome = wait_until(relay_state, READY_TIMEOUT)
+    if outcome == LISTENING:
+        return None
+    if outcome is None:
+        proc.kill()
+        proc.wait()
+        return f"not ready after {READY_TIMEOUT}s"
+    return outcome

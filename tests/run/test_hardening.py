@@ -235,3 +235,36 @@ def test_group_signal_tears_a_local_run_down_within_seconds(tmp_path: Path, sign
     left = subprocess.run(["pgrep", "-af", str(run_dir)], capture_output=True, text=True).stdout
     assert left == "", f"left behind: {left}"
     assert json.loads((run_dir / "run.json").read_text())["status"] == "down"
+
+
+# ---- a failing inventory source is said, not hidden ----------------------------------------
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_failing_source_is_named_by_run_and_provision(tmp_path: Path, strict: bool) -> None:
+    with PwApiEmulator(api_key=KEY) as api:
+        api.status = 500
+        (tmp_path / "clusters.pwrun.yml").write_text(
+            "plugin: pwrun\n" + ("strict_sources: true\n" if strict else "")
+            + "sources:\n  pw:\n    retries: 0\n"
+        )  # fmt: skip
+        env = {"PW_PLATFORM_HOST": api.url, "PW_API_KEY": KEY, "HOME": str(tmp_path)}
+        executors(tmp_path, "site-a")
+        runs = [
+            pwrun("run", str(ROOT / "examples/hello.py"), "-e", "executors.yml",
+                  "-i", "clusters.pwrun.yml", cwd=tmp_path, env=env),
+            pwrun("provision", "-i", "clusters.pwrun.yml", cwd=tmp_path, env=env),
+        ]  # fmt: skip
+    for proc in runs:
+        stderr = proc.stderr.replace("\n", "")
+        assert proc.returncode == 2, proc.stderr
+        assert "inventory source 'pw': GET " in stderr and "HTTP 500" in stderr, proc.stderr
+        assert "Traceback" not in proc.stderr and KEY not in proc.stderr + proc.stdout
+        if strict:  # the source's failure is the error
+            error = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+            assert len(error) == 1 and "inventory source 'pw'" in error[0], proc.stderr
+        else:  # a warning names the source, then: nothing to run on
+            assert "warning:" in proc.stderr
+    if not strict:
+        assert "no cluster 'site-a' in the inventory (known: none)" in runs[0].stderr
+        assert "no cluster is on (clusters: none)" in runs[1].stderr.replace("\n", "")

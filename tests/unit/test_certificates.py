@@ -6,7 +6,7 @@ import stat
 from pathlib import Path
 
 import zmq.auth
-from parsl.curvezmq import ClientContext
+from parsl.curvezmq import _load_certificate
 
 from pwrun.parslcfg import INTERCHANGE_LAUNCH_CMD, local_executor
 from pwrun.parslcfg.render import make_certificates, site_certificates
@@ -26,19 +26,14 @@ def test_sites_get_no_server_secret(tmp_path: Path) -> None:
     assert set(files) == {"client.key_secret", "server.key_secret"}
     assert server_secret is not None
     assert not any(server_secret.decode() in content for content in files.values())
-    # what a worker loads from the site's copy: the real server public key, its own pair
+    # what a worker loads from the site's copy (ClientContext loads "client" and "server")
     site = tmp_path / "site"
     site.mkdir(mode=0o700)
     for name, content in files.items():
         (site / name).write_text(content)
-    assert zmq.auth.load_certificate(site / "server.key_secret")[0] == server_public
-    client = ClientContext(str(site))
-    try:
-        socket = client.socket(zmq.DEALER)
-        assert socket.curve_serverkey == server_public
-        socket.close()
-    finally:
-        client.term()
+    assert _load_certificate(site, name="server")[0] == server_public
+    client_public, client_secret = _load_certificate(site, name="client")
+    assert (client_public, client_secret) == _load_certificate(cert_dir, name="client")
 
 
 def test_interchanges_start_in_their_own_session() -> None:
