@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import runpy
 import sys
 import time
@@ -12,13 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import parsl
+from parsl import DataFlowKernel
 from parsl.config import Config
 
 from pwrun import state, validation
-from pwrun.console import err
+from pwrun.console import err, error
 from pwrun.errors import InfrastructureError, PwrunError
-from pwrun.parslcfg import local_config
+from pwrun.parslcfg import compat, local_config
 from pwrun.parslcfg.executors import LOCAL_SITE, ExecutorSpec, load_executors
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
 from pwrun.process import Interrupts, ProcessRef
@@ -29,26 +28,14 @@ from pwrun.transport.ssh import SSHTarget
 
 
 @contextlib.contextmanager
-def loaded(config: Config, interrupts: Interrupts) -> Iterator[parsl.DataFlowKernel]:
+def loaded(config: Config, interrupts: Interrupts) -> Iterator[DataFlowKernel]:
     """Load `config` for the workflow; a workflow's own `parsl.load(pwrun.config())` is a no-op."""
-    dfk = parsl.load(config)
-    original_load = parsl.load
-
-    def load_once(given: Config | None = None) -> parsl.DataFlowKernel:
-        if given is None or given is config:
-            return dfk
-        return original_load(given)
-
-    state.activate(config)
-    parsl.load = load_once
-    try:
-        yield dfk
-    finally:
-        with interrupts.shielded():
-            parsl.load = original_load
+    with compat.loaded_once(config, shield=interrupts.shielded) as dfk:
+        state.activate(config)
+        try:
+            yield dfk
+        finally:
             state.activate(None)
-            dfk.cleanup()
-            parsl.clear()
 
 
 def run_script(path: Path, args: list[str]) -> int:
@@ -63,14 +50,10 @@ def run_script(path: Path, args: list[str]) -> int:
         return 1
     except Exception as exc:  # the workflow's own failure: show its traceback, it is user code
         traceback.print_exc()
-        if match := re.search(r"requested invalid executor (\S+)", str(exc)):
-            labels = ", ".join(
-                label for label in parsl.dfk().executors if label != "_parsl_internal"
-            )
-            err.print(
-                f"[bold red]error:[/] an app asked for executor {match[1]!r}, which this run does "
-                f"not have (its labels: {labels}): add it to the executors file",
-                highlight=False,
+        if label := compat.invalid_executor(exc):
+            error(
+                f"an app asked for executor {label!r}, which this run does not have (its labels: "
+                f"{', '.join(compat.executor_labels())}): add it to the executors file"
             )
         return 1
     finally:
@@ -93,13 +76,9 @@ def run_workflow(workflow: Path, args: list[str]) -> int:
             record.teardown()
 
 
-def record_interchanges(record: RunRecord, dfk: parsl.DataFlowKernel) -> None:
+def record_interchanges(record: RunRecord, dfk: DataFlowKernel) -> None:
     """Record the run's local interchanges, so `pwrun down` can stop them after a kill -9."""
-    record.interchanges = [
-        ProcessRef.of(ex.interchange_proc.pid)
-        for ex in dfk.executors.values()
-        if getattr(ex, "interchange_proc", None)
-    ]
+    record.interchanges = [ProcessRef.of(pid) for pid in compat.interchange_pids(dfk)]
     record.save()
 
 

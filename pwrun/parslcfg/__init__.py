@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from parsl.config import Config
 from parsl.executors import HighThroughputExecutor
 from parsl.providers import LocalProvider
 
+from pwrun.parslcfg.compat import INTERCHANGE_LAUNCH_CMD
+
 LOCAL_LABEL = "local"
-# Parsl starts the interchange in pwrun's process group, where a terminal's Ctrl-C (sent to the
-# whole group) would kill it before pwrun's teardown. It gets a session of its own instead;
-# Parsl still stops it at cleanup (same pid: setsid, then exec).
-INTERCHANGE_LAUNCH_CMD = (
-    sys.executable, "-c", "import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])",
-    "interchange.py",
-)  # fmt: skip
 
 
 def local_executor(
