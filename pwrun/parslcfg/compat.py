@@ -32,7 +32,7 @@ from pwrun.console import warn
 from pwrun.errors import PwrunError
 
 # Releases whose internals this module was checked against (the test suite passes on each).
-SUPPORTED_PARSL = ("2026.10.12", "2026.10.19", "2026.10.26")
+SUPPORTED_PARSL = ("2026.10.5", "2026.10.12", "2026.10.19", "2026.10.26")
 ALLOW_ENV = "PWRUN_ALLOW_PARSL"
 
 
@@ -45,9 +45,14 @@ def supported() -> str:
     return "parsl " + ", ".join(SUPPORTED_PARSL)
 
 
+def release(version: str) -> tuple[str, ...]:
+    """`version` without leading zeros: Parsl's own "2026.10.05" is PyPI's "2026.10.5"."""
+    return tuple(part.lstrip("0") or "0" for part in version.split("."))
+
+
 def check_parsl_version(version: str, allow: bool) -> None:
     """Refuse a Parsl outside SUPPORTED_PARSL, or only warn when `allow` (PWRUN_ALLOW_PARSL=1)."""
-    if version in SUPPORTED_PARSL:
+    if release(version) in map(release, SUPPORTED_PARSL):
         return
     installed = f"parsl {version} is installed; pwrun supports {supported()}"
     if not allow:
@@ -122,9 +127,10 @@ LAUNCH_FIELDS = ("-a {addresses}", "--port={worker_port}", "--cert_dir {cert_dir
 def worker_launch_cmd(address: str, port: int, cert_dir: str) -> str:
     """Parsl's worker command, told `address`:`port` and `cert_dir` instead of Parsl's own.
 
-    Relies on: DEFAULT_LAUNCH_CMD holding each of LAUNCH_FIELDS, filled in by str.format, and
-    `--logconf=None` meaning the worker's default logging (Parsl's logconf file is local), and
-    the command being shell text (`cert_dir` is quoted).
+    Relies on: DEFAULT_LAUNCH_CMD holding each of LAUNCH_FIELDS; HTEX filling in the rest with
+    str.format twice, at start and per block (a literal brace is written four times); the
+    command being shell text (`cert_dir` is quoted); `--logconf=None` meaning the worker's own
+    logging (Parsl's logconf file is local).
     """
     values = (f"-a {address}", f"--port={port}", f"--cert_dir {shlex.quote(cert_dir)}",
               "--logconf=None")  # fmt: skip
@@ -135,7 +141,7 @@ def worker_launch_cmd(address: str, port: int, cert_dir: str) -> str:
                 f"parsl {parsl.__version__}: the worker command has no {old!r}; pwrun "
                 f"supports {supported()}"
             )
-        cmd = cmd.replace(old, new)
+        cmd = cmd.replace(old, new.replace("{", "{{{{").replace("}", "}}}}"))
     return cmd
 
 
