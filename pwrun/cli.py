@@ -164,13 +164,11 @@ def provision(
     """Make clusters ready (Python env with this Parsl, facts) with ansible-runner."""
     from rich.table import Table
 
-    from pwrun.provision.runner import chosen_sites, read_inventory
-    from pwrun.provision.runner import provision as run_site_yml
+    from pwrun.provision.ready import converge
 
-    sites = chosen_sites(read_inventory(inventory), limit)
-    facts = run_site_yml(sites, state.new_run_dir())
+    facts = converge(inventory, limit, state.new_run_dir())
     table = Table("cluster", "worker env", "partitions", "cores/node")
-    for host in sorted(sites):
+    for host in sorted(facts):
         f = facts.get(host, {})
         table.add_row(
             host,

@@ -11,6 +11,7 @@ import contextlib
 import json
 import posixpath
 import shlex
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -26,6 +27,7 @@ from pwrun.transport import tunnel
 from pwrun.transport.ssh import SSHTarget
 
 RECORD = "run.json"
+_SAVING = threading.Lock()
 
 
 class RunStatus(StrEnum):
@@ -93,6 +95,10 @@ class RunRecord:
         return self.directory.name
 
     def save(self) -> None:
+        with _SAVING:  # executors connect in threads of their own
+            self._write()
+
+    def _write(self) -> None:
         data = asdict(self)
         data["directory"] = str(self.directory)
         del data["teardown_started"]
@@ -100,8 +106,9 @@ class RunRecord:
 
     def add(self, executor: ExecutorRecord) -> None:
         """Record an executor before its tunnel or remote files exist."""
-        self.executors.append(executor)
-        self.save()
+        with _SAVING:
+            self.executors.append(executor)
+            self._write()
 
     def set_status(self, status: RunStatus) -> None:
         self.status = status

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from pwrun.cluster.hostkeys import known_hosts_file_from_args
 from pwrun.errors import PwrunError
-from pwrun.provision.sshconf import known_hosts_file_from_args
 from pwrun.transport import relay
 from pwrun.transport.ssh import SSHTarget, ssh_options
 
