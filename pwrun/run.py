@@ -162,7 +162,7 @@ def run_on_sites(
             with ThreadPoolExecutor(len(remote) or 1, thread_name_prefix="pwrun-connect") as pool:
                 endpoints = dict(zip(remote, pool.map(open_site, remote), strict=True))
             config = render(specs, endpoints, record.directory, cert_dir)
-            (record.directory / "config.txt").write_text(repr(config))
+            (record.directory / state.RENDERED_CONFIG).write_text(repr(config))
         with loaded(config, interrupts) as dfk:
             record_interchanges(record, dfk)
             with record.stage(RunStatus.WORKFLOW):

@@ -10,6 +10,8 @@ from parsl.config import Config
 from parsl.executors import HighThroughputExecutor
 from parsl.providers import LocalProvider
 
+from pwrun import state
+
 LOCAL_LABEL = "local"
 # Parsl starts the interchange in pwrun's process group, where a terminal's Ctrl-C (sent to the
 # whole group) would kill it before pwrun's teardown. It gets a session of its own instead;
@@ -40,4 +42,6 @@ def local_executor(
 
 def local_config(run_dir: Path) -> Config:
     """The embedded default: one local executor, labelled 'local'."""
-    return Config(executors=[local_executor()], run_dir=str(run_dir / "runinfo"), strategy_period=1)
+    return Config(
+        executors=[local_executor()], run_dir=str(run_dir / state.PARSL_DIR), strategy_period=1
+    )

@@ -18,6 +18,7 @@ from parsl.curvezmq import create_certificates
 from parsl.executors import HighThroughputExecutor
 from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 
+from pwrun import state
 from pwrun.errors import InfrastructureError
 from pwrun.parslcfg import INTERCHANGE_LAUNCH_CMD, local_executor
 from pwrun.parslcfg.executors import LOCAL_SITE, ExecutorSpec
@@ -140,6 +141,6 @@ def render(
             else site_executor(label, spec, sites[label], str(cert_dir))
             for label, spec in specs.items()
         ],
-        run_dir=str(run_dir / "runinfo"),
+        run_dir=str(run_dir / state.PARSL_DIR),
         strategy_period=1,
     )

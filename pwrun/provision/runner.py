@@ -110,7 +110,7 @@ def provision(
     """
     hosts = sorted(hostvars)
     progress = Progress(hosts, Console(stderr=True))
-    private_dir = run_dir / "ansible"
+    private_dir = run_dir / state.ANSIBLE_DIR
     private_dir.mkdir(mode=0o700)
     inventory = write_snapshot(hostvars, private_dir / "inventory.json")
     # This run's own shared connections (an address may be reused by another cluster), under a

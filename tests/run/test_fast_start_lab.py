@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pwrun import state
 from pwrun.lab import Lab
 from tests.run.test_run_lab import ONE_SITE, ROOT, assert_nothing_left, pwrun
 
@@ -26,9 +27,9 @@ def run_once(lab: Lab, home: Path) -> Path:
 def test_a_warm_site_skips_ansible_and_a_changed_one_converges(lab: Lab, tmp_path: Path):
     run_once(lab, tmp_path)  # provisions (or finds the env ready) and records the site
     warm = run_once(lab, tmp_path)
-    assert not (warm / "ansible").exists(), "ansible-runner ran for a site whose state holds"
+    assert not (warm / state.ANSIBLE_DIR).exists(), "ansible-runner ran for a site that holds"
     assert lab.ssh("site-a", "rm -rf ~/.pwrun/envs").returncode == 0  # the env is gone
     changed = run_once(lab, tmp_path)
-    assert (changed / "ansible").is_dir(), "a changed site was not provisioned again"
-    assert not (run_once(lab, tmp_path) / "ansible").exists()
+    assert (changed / state.ANSIBLE_DIR).is_dir(), "a changed site was not provisioned again"
+    assert not (run_once(lab, tmp_path) / state.ANSIBLE_DIR).exists()
     assert_nothing_left(lab)
