@@ -33,7 +33,7 @@ from pwrun.provision.inventory import (
 from pwrun.provision.ready import ready
 from pwrun.runstate import ExecutorRecord, RunRecord, RunStatus
 from pwrun.transport import tunnel
-from pwrun.transport.ssh import SSHTarget
+from pwrun.transport.ssh import SSHTarget, expand_home
 
 
 @contextlib.contextmanager
@@ -194,7 +194,7 @@ def connect(
     """Open one executor's tunnel and give its remote run directory the run's worker keys,
     recording both before they exist. Executors connect at once, one thread each."""
     home = target.run("echo $HOME").stdout.strip()
-    base = home + spec.run_dir[1:] if spec.run_dir.startswith("~") else spec.run_dir  # ~ or ~/
+    base = expand_home(spec.run_dir, home)
     address = worker_address(spec.site, hostvars)
     executor = ExecutorRecord(
         label, spec.site, target, f"{base}/{record.id}/{label}", f"{record.id}-{label}"

@@ -1,4 +1,4 @@
-"""Filters over pwrun.cluster.pyenv: the env's plan and the cluster probe's check."""
+"""Filters over pwrun: the env's plan, the cluster probe's check, site paths with `~`."""
 
 from __future__ import annotations
 
@@ -27,9 +27,25 @@ def pwrun_env_probe(probe: dict, host: str, check_python: bool) -> dict:
         raise AnsibleFilterError(str(exc)) from None
 
 
+def pwrun_expand_home(path: str, home: str) -> str:
+    """A site path with a leading `~` made absolute (pwrun.transport.ssh.expand_home)."""
+    from pwrun.transport.ssh import expand_home
+
+    return expand_home(path, home)
+
+
+def pwrun_shell_path(path: str) -> str:
+    """A site path as one shell word, `~/` left to the shell (pwrun.transport.ssh.shell_path)."""
+    from pwrun.transport.ssh import shell_path
+
+    return shell_path(path)
+
+
 class FilterModule:
     def filters(self) -> dict:
         return {
             "pwrun_env_plan": pwrun_env_plan,
             "pwrun_env_probe": pwrun_env_probe,
+            "pwrun_expand_home": pwrun_expand_home,
+            "pwrun_shell_path": pwrun_shell_path,
         }
