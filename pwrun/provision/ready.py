@@ -23,14 +23,15 @@ from typing import Any, TypeVar
 
 from pwrun import __version__, state
 from pwrun.cluster.pyenv import workstation_parsl, workstation_python
-from pwrun.cluster.slurm import sinfo_command
-from pwrun.errors import InfrastructureError
+from pwrun.cluster.slurm import parse_sinfo, sinfo_command
+from pwrun.errors import InfrastructureError, PwrunError
 from pwrun.provision.content import CONTENT
 from pwrun.provision.inventory import chosen_sites, read_inventory, ssh_target
 from pwrun.provision.runner import SKIP_TAGS, provision
 from pwrun.transport.ssh import SSHTarget
 
 CONTENT_PARTS = ("site.yml", "ansible.cfg", "playbooks", "roles")
+SINFO_MARK = "sinfo:"
 T = TypeVar("T")
 
 
@@ -41,7 +42,7 @@ class SiteState:
     fingerprint: str
     facts: dict[str, Any]
     probe: str
-    answer: str
+    answer: str  # canonical
 
 
 @functools.cache
@@ -65,12 +66,23 @@ def fingerprint(hostvars: dict[str, Any]) -> str:
 
 
 def probe_command(facts: dict[str, Any]) -> str:
-    """One shell command whose answer changes when the ready site does."""
+    """One shell command whose answer (once `canonical`) changes when the ready site does."""
     env = shlex.quote(str(facts.get("pwrun_env_path", "")))
     return (
-        f'echo "home=$HOME"; cat -- {env}/.pwrun-env.json 2>&1;'
-        f" test -x {env}/bin/python && echo python=ok; {sinfo_command()} 2>&1"
+        f'echo "home=$HOME"; printf "marker=%s\\n" "$(cat -- {env}/.pwrun-env.json 2>&1)";'
+        f" test -x {env}/bin/python && echo python=ok; echo {SINFO_MARK}; {sinfo_command()} 2>&1"
     )
+
+
+def canonical(answer: str) -> str:
+    """The probe's answer without what varies while nothing changed: sinfo prints a partition
+    once per node state (idle, completing...), so its lines count only once parsed."""
+    head, _, sinfo = answer.partition(f"{SINFO_MARK}\n")
+    try:
+        facts = parse_sinfo(sinfo)
+    except PwrunError:
+        return answer
+    return head + json.dumps(facts, sort_keys=True)
 
 
 def record_path(site: str) -> Path:
@@ -94,7 +106,7 @@ def still_ready(site: str, target: SSHTarget, expected: str) -> dict[str, Any] |
         answer = target.run(known.probe, check=False).stdout
     except InfrastructureError:
         return None  # unreachable now: site.yml says why, naming the site
-    return known.facts if answer == known.answer else None
+    return known.facts if canonical(answer) == known.answer else None
 
 
 def remember(site: str, target: SSHTarget, expected: str, facts: dict[str, Any]) -> None:
@@ -104,7 +116,7 @@ def remember(site: str, target: SSHTarget, expected: str, facts: dict[str, Any])
         answer = target.run(probe, check=False).stdout
     except InfrastructureError:
         return
-    known = SiteState(expected, facts, probe, answer)
+    known = SiteState(expected, facts, probe, canonical(answer))
     state.write_atomic(record_path(site), json.dumps(asdict(known)))
 
 
