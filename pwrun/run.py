@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import runpy
 import sys
@@ -147,22 +148,28 @@ def run_on_sites(
     record = RunRecord(state.new_run_dir(), str(workflow))
     record.timings["inventory"] = round(time.perf_counter() - started, 3)
     try:
-        with record.stage(RunStatus.PROVISION):
-            sites = {spec.site: clusters.ansible_hosts[spec.site] for spec in remote.values()}
-            targets = {site: ssh_target(site, hosts[site]) for site in sites}
-            facts, _ = ready(sites, targets, record.directory) if sites else ({}, [])
-        with record.stage(RunStatus.TUNNELS):
-            cert_dir = make_certificates(record.directory)
-
-            def open_site(label: str) -> SiteEndpoint:
-                site = remote[label].site
-                return connect(record, label, remote[label], targets[site], hosts[site],
-                               facts.get(site, {}), cert_dir)  # fmt: skip
-
-            with ThreadPoolExecutor(len(remote) or 1, thread_name_prefix="pwrun-connect") as pool:
-                endpoints = dict(zip(remote, pool.map(open_site, remote), strict=True))
-            config = render(specs, endpoints, record.directory, cert_dir)
-            (record.directory / state.RENDERED_CONFIG).write_text(repr(config))
+        cert_dir = make_certificates(record.directory)
+        sites = {spec.site: clusters.ansible_hosts[spec.site] for spec in remote.values()}
+        targets = {site: ssh_target(site, hosts[site]) for site in sites}
+        with ThreadPoolExecutor(len(remote) or 1, thread_name_prefix="pwrun-connect") as pool:
+            with record.stage(RunStatus.PROVISION):  # tunnels need no provisioning: they open now
+                opening = {
+                    label: pool.submit(
+                        connect, record, label, spec, targets[spec.site], hosts[spec.site], cert_dir
+                    )
+                    for label, spec in remote.items()
+                }
+                facts, _ = ready(sites, targets, record.directory) if sites else ({}, [])
+            with record.stage(RunStatus.TUNNELS):
+                endpoints = {
+                    label: dataclasses.replace(
+                        future.result(),
+                        worker_init=facts[remote[label].site].get("pwrun_worker_init", ""),
+                    )
+                    for label, future in opening.items()
+                }
+        config = render(specs, endpoints, record.directory, cert_dir)
+        (record.directory / state.RENDERED_CONFIG).write_text(repr(config))
         with loaded(config, interrupts) as dfk:
             record_interchanges(record, dfk)
             with record.stage(RunStatus.WORKFLOW):
@@ -188,11 +195,11 @@ def connect(
     spec: ExecutorSpec,
     target: SSHTarget,
     hostvars: dict[str, Any],
-    facts: dict[str, Any],
     cert_dir: Path,
 ) -> SiteEndpoint:
     """Open one executor's tunnel and give its remote run directory the run's worker keys,
-    recording both before they exist. Executors connect at once, one thread each."""
+    recording both before they exist. Executors connect at once, one thread each, while their
+    sites are provisioned (the endpoint's worker_init comes from that, afterwards)."""
     home = target.run("echo $HOME").stdout.strip()
     base = expand_home(spec.run_dir, home)
     address = worker_address(spec.site, hostvars)
@@ -207,7 +214,7 @@ def connect(
         local_port=opened.local_port,
         remote_port=opened.remote_port,
         remote_dir=executor.remote_dir,
-        worker_init=facts.get("pwrun_worker_init", ""),
+        worker_init="",
     )
     copy_certificates(cert_dir, endpoint)
     return endpoint

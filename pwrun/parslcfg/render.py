@@ -20,7 +20,7 @@ from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 
 from pwrun import state
 from pwrun.errors import InfrastructureError
-from pwrun.parslcfg import INTERCHANGE_LAUNCH_CMD, local_executor
+from pwrun.parslcfg import INTERCHANGE_LAUNCH_CMD, STRATEGY_PERIOD, local_executor
 from pwrun.parslcfg.executors import LOCAL_SITE, ExecutorSpec
 from pwrun.parslcfg.remote import RemoteSlurmProvider
 from pwrun.transport.ssh import SSHTarget
@@ -142,5 +142,5 @@ def render(
             for label, spec in specs.items()
         ],
         run_dir=str(run_dir / state.PARSL_DIR),
-        strategy_period=1,
+        strategy_period=STRATEGY_PERIOD,
     )
