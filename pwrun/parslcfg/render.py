@@ -15,7 +15,8 @@ from parsl.config import Config
 from parsl.curvezmq import create_certificates
 from parsl.executors import HighThroughputExecutor
 
-from pwrun.parslcfg import local_executor
+from pwrun import state
+from pwrun.parslcfg import STRATEGY_PERIOD, local_executor
 from pwrun.parslcfg.compat import (
     CLIENT_KEY,
     INTERCHANGE_LAUNCH_CMD,
@@ -119,6 +120,6 @@ def render(
             else site_executor(label, spec, sites[label], str(cert_dir))
             for label, spec in specs.items()
         ],
-        run_dir=str(run_dir / "runinfo"),
-        strategy_period=1,
+        run_dir=str(run_dir / state.PARSL_DIR),
+        strategy_period=STRATEGY_PERIOD,
     )

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from pwrun.process import ProcessRef
-from pwrun.provision.runner import allowed_env, read_inventory, unwrap, write_snapshot
+from pwrun.provision.content import allowed_env
+from pwrun.provision.inventory import read_inventory, unwrap
+from pwrun.provision.runner import write_snapshot
 from tests.emulators.pw_api import PwApiEmulator, pw_cluster
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from parsl.jobs.states import JobState
 from parsl.providers import LocalProvider
 
 from pwrun.errors import InfrastructureError
-from pwrun.parslcfg import INTERCHANGE_LAUNCH_CMD, local_config
+from pwrun.parslcfg import INTERCHANGE_LAUNCH_CMD, STRATEGY_PERIOD, local_config
 from pwrun.parslcfg.executors import ExecutorSpec
 from pwrun.parslcfg.remote import RemoteSlurmProvider
 from pwrun.parslcfg.render import (
@@ -144,7 +144,7 @@ def rendered(login: LoginNode, tmp_path: Path) -> tuple[dict[str, HighThroughput
     specs = {label: ExecutorSpec.model_validate(entry) for label, entry in entries.items()}
     cert_dir = make_certificates(tmp_path)
     config = render(specs, {"a": endpoint(1), "b": endpoint(2)}, tmp_path, cert_dir)
-    assert config.run_dir == str(tmp_path / "runinfo") and config.strategy_period == 1
+    assert config.run_dir == str(tmp_path / "runinfo") and config.strategy_period == STRATEGY_PERIOD
     executors = {ex.label: ex for ex in config.executors if isinstance(ex, HighThroughputExecutor)}
     assert list(executors) == ["here", "a", "b"]  # every one an HTEX, in the file's order
     return executors, cert_dir
