@@ -68,7 +68,8 @@ class Progress:
     def table(self) -> Table:
         table = Table("cluster", "task", "ok", "changed", "failed", title="provisioning")
         for host, row in self.rows.items():
-            table.add_row(host, row["task"], str(row["ok"]), str(row["changed"]), row["failed"])
+            cause = row["failed"] if len(row["failed"]) <= 120 else row["failed"][:117] + "..."
+            table.add_row(host, row["task"], str(row["ok"]), str(row["changed"]), cause)
         return table
 
     def __call__(self, event: dict[str, Any]) -> bool:
@@ -93,9 +94,14 @@ class Progress:
 
 
 def failure_message(data: dict[str, Any]) -> str:
+    """Why a task failed on a host, without Ansible's wrapping ("Task failed: Finalization of
+    task args for ... failed: ..."): pwrun's own errors start with the host's name."""
     res = data.get("res", {})
-    message = res.get("msg") or res.get("stderr") or "failed"
-    return str(message).strip().splitlines()[-1][:200]
+    lines = str(res.get("msg") or res.get("stderr") or "failed").strip().splitlines() or ["failed"]
+    message, host = lines[-1], f"{data.get('host')}: "
+    if host in message:
+        return message[message.rindex(host) + len(host) :]
+    return message.rsplit(" failed: ", 1)[-1] if message.startswith("Task failed: ") else message
 
 
 def provision(
