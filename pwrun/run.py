@@ -188,6 +188,7 @@ def connect(
     record.add(executor)
     opened, _ = tunnel.ensure(executor.tunnel, target, tunnel.free_loopback_port(), address)
     endpoint = SiteEndpoint(
+        site=spec.site,
         ssh=target,
         internal_address=address,
         local_port=opened.local_port,

@@ -25,6 +25,7 @@ from pwrun.console import warn
 from pwrun.errors import InfrastructureError
 from pwrun.process import ProcessRef
 from pwrun.transport import tunnel
+from pwrun.transport.files import STORE_DIR
 from pwrun.transport.ssh import SSHTarget
 
 RECORD = state.RUN_RECORD
@@ -63,16 +64,18 @@ class ExecutorRecord:
         return f'ids=$({ids}); [ -z "$ids" ] || scancel $ids'
 
     def teardown(self) -> None:
-        """Close the tunnel, cancel leftover blocks, remove remote temporaries, end the ssh."""
+        """Close the tunnel, cancel leftover blocks, remove remote temporaries and the run's
+        files on the site, end the ssh."""
         opened = tunnel.load(self.tunnel)
         if opened:
             opened.close()
         remote_dir = shlex.quote(self.remote_dir)
-        run_dir = shlex.quote(posixpath.dirname(self.remote_dir))
+        run_dir = posixpath.dirname(self.remote_dir)
+        store = shlex.quote(posixpath.join(run_dir, STORE_DIR))
         try:  # the run's directory goes with its last executor's
             self.ssh.run(
-                f"{self.blocks_command('cancel')}; rm -rf -- {remote_dir};"
-                f" rmdir -- {run_dir} 2>/dev/null; true"
+                f"{self.blocks_command('cancel')}; rm -rf -- {remote_dir} {store};"
+                f" rmdir -- {shlex.quote(run_dir)} 2>/dev/null; true"
             )
         finally:
             self.ssh.close()

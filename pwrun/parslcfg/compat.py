@@ -8,6 +8,8 @@ modules use these names and never reach into Parsl's private parts themselves.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import os
 import re
 import shlex
@@ -23,10 +25,14 @@ import parsl
 import zmq
 import zmq.auth
 from parsl import DataFlowKernel
+from parsl.app.bash import remote_side_bash_executor
+from parsl.app.errors import RemoteExceptionWrapper
 from parsl.config import Config
+from parsl.data_provider.files import File
 from parsl.executors import HighThroughputExecutor
 from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 from parsl.providers.errors import SchedulerMissingArgs
+from parsl.utils import get_std_fname_mode
 
 from pwrun.console import warn
 from pwrun.errors import PwrunError
@@ -161,6 +167,44 @@ def interchange_pids(dfk: DataFlowKernel) -> list[int]:
         for executor in dfk.executors.values()
         if isinstance(executor, HighThroughputExecutor) and executor.interchange_proc
     ]
+
+
+# --- tasks as an executor sees them --------------------------------------------------------
+# Relies on: the DFK calling `executor.submit(func, resource_specification, *args, **kwargs)`
+# once per try, on the executor that try runs on, with DataFutures already replaced by their
+# File, every `inputs`/`outputs` File a fresh copy (`cleancopy`) the app reads or writes through
+# `filepath` (`local_path` when set), and stdout/stderr already a path (AUTO_LOGNAME resolved)
+# or a File.
+
+
+def is_bash_app(func: Callable[..., Any]) -> bool:
+    """True if `func` is a bash_app's task function.
+
+    Relies on: BashApp submitting `wrap_error(partial(remote_side_bash_executor, f))`, whose
+    wrappers (monitoring's too) use functools.wraps.
+    """
+    inner = inspect.unwrap(func)
+    return isinstance(inner, functools.partial) and inner.func is remote_side_bash_executor
+
+
+def std_stream(name: str, spec: Any) -> tuple[str, str]:
+    """A bash_app's stdout/stderr argument as (path, mode).
+
+    Relies on: `remote_side_bash_executor` opening a File with mode "w", and anything else as
+    `parsl.utils.get_std_fname_mode` says (a path: "a+"; a (path, mode) tuple: that mode).
+    """
+    if isinstance(spec, File):
+        return spec.filepath, "w"
+    return get_std_fname_mode(name, spec)
+
+
+def app_failed(result: object) -> bool:
+    """True if an HTEX task's result is the app's exception.
+
+    Relies on: apps' exceptions coming back as a RemoteExceptionWrapper result (`wrap_error`),
+    which the DFK re-raises.
+    """
+    return isinstance(result, RemoteExceptionWrapper)
 
 
 # --- certificates ---------------------------------------------------------------------------

@@ -27,6 +27,8 @@ from pwrun.parslcfg.compat import (
 )
 from pwrun.parslcfg.executors import LOCAL_SITE, ExecutorSpec
 from pwrun.parslcfg.remote import RemoteSlurmProvider
+from pwrun.parslcfg.staging import SiteExecutor
+from pwrun.transport.files import SiteFiles, store_dir
 from pwrun.transport.ssh import SSHTarget
 
 
@@ -34,6 +36,7 @@ from pwrun.transport.ssh import SSHTarget
 class SiteEndpoint:
     """What a run knows about one site once it is provisioned and tunnelled."""
 
+    site: str  # its name in the inventory
     ssh: SSHTarget
     internal_address: str  # where compute nodes reach the login node
     local_port: int  # the interchange's worker port on workstation loopback
@@ -43,9 +46,10 @@ class SiteEndpoint:
 
 
 def site_executor(
-    label: str, spec: ExecutorSpec, site: SiteEndpoint, cert_dir: str
-) -> HighThroughputExecutor:
-    """One HTEX whose blocks are Slurm jobs on `site`, submitted over ssh."""
+    label: str, spec: ExecutorSpec, site: SiteEndpoint, cert_dir: str, files: SiteFiles
+) -> SiteExecutor:
+    """One HTEX whose blocks are Slurm jobs on `site`, submitted over ssh; its tasks' files
+    and streams move through `files`."""
     env = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in spec.env.items())
     remote_cert_dir = f"{site.remote_dir}/certificates"
     provider = RemoteSlurmProvider(
@@ -63,7 +67,7 @@ def site_executor(
         exclusive=False,
         cmd_timeout=60,
     )
-    executor = HighThroughputExecutor(
+    executor = SiteExecutor(
         label=label,
         address="127.0.0.1",
         worker_port=site.local_port,
@@ -76,6 +80,7 @@ def site_executor(
         interchange_launch_cmd=list(INTERCHANGE_LAUNCH_CMD),
     )
     use_certificates(executor, cert_dir)
+    executor.attach(files, site.remote_dir)
     return executor
 
 
@@ -110,16 +115,23 @@ def render(
     """The run's Config: one executor per label, in the order of the executors file.
 
     Labels on the local site run on this machine; every other label has an endpoint in `sites`.
+    Labels sharing a site and run directory share its file store.
     """
-    return Config(
-        executors=[
-            local_executor(
+    stores: dict[tuple[SSHTarget, str], SiteFiles] = {}
+    executors: list[HighThroughputExecutor] = []
+    for label, spec in specs.items():
+        if spec.site == LOCAL_SITE:
+            executors.append(local_executor(
                 label, spec.max_workers_per_node, spec.cores_per_worker, spec.worker_init
-            )
-            if spec.site == LOCAL_SITE
-            else site_executor(label, spec, sites[label], str(cert_dir))
-            for label, spec in specs.items()
-        ],
+            ))  # fmt: skip
+            continue
+        site = sites[label]
+        store = (site.ssh, store_dir(site.remote_dir))
+        if store not in stores:
+            stores[store] = SiteFiles(site.site, *store)
+        executors.append(site_executor(label, spec, site, str(cert_dir), stores[store]))
+    return Config(
+        executors=executors,
         run_dir=str(run_dir / state.PARSL_DIR),
         strategy_period=STRATEGY_PERIOD,
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 import parsl
 import pytest
-from parsl import DataFlowKernel, python_app
+from parsl import DataFlowKernel, File, bash_app, python_app
 from parsl.config import Config
 from parsl.curvezmq import _load_certificate
 from parsl.errors import ConfigurationError, NoDataFlowKernelError
@@ -278,3 +278,76 @@ class TestLoadedHighThroughputExecutor:
         with pytest.raises(ValueError) as failed:
             app().result(timeout=30)
         assert compat.invalid_executor(failed.value) == "nope"
+
+
+# --- tasks as an executor sees them -----------------------------------------------------------
+
+
+class Recording(ThreadPoolExecutor):
+    """Records what the DFK gives `submit`."""
+
+    calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]]
+
+    def submit(self, func: Any, resource_specification: dict, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append((func, args, kwargs))
+        return super().submit(func, resource_specification, *args, **kwargs)
+
+
+@bash_app
+def echo_app(inputs: Any = (), outputs: Any = (), stdout: Any = None, stderr: Any = None) -> str:
+    return "echo hi"
+
+
+@python_app
+def touch_app(path: Any, inputs: Any = (), outputs: Any = ()) -> str:
+    open(outputs[0], "w").close()
+    return str(path)
+
+
+@pytest.fixture
+def recording(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recording]:
+    monkeypatch.chdir(tmp_path)
+    executor = Recording(label="rec")
+    executor.calls = []
+    with parsl.load(Config(executors=[executor], run_dir=str(tmp_path / "runinfo"))):
+        yield executor
+
+
+def test_submit_gets_files_with_datafutures_replaced_and_outputs_copied(
+    recording: Recording, tmp_path: Path
+) -> None:
+    made = File(str(tmp_path / "made.txt"))
+    first = touch_app(File("arg.txt"), outputs=[made])
+    second = touch_app(1, inputs=[first.outputs[0]], outputs=[File("o.txt")])
+    second.result(timeout=30)
+    (_, args, kwargs), (_, _, later) = recording.calls
+    assert isinstance(args[0], File) and args[0].path == "arg.txt"
+    assert kwargs["outputs"][0] is not made and kwargs["outputs"][0].path == made.path
+    (given,) = later["inputs"]
+    assert isinstance(given, File) and given.filepath == made.path and given.local_path is None
+
+
+def test_submit_gets_streams_as_paths_with_auto_logname_resolved(
+    recording: Recording, tmp_path: Path
+) -> None:
+    echo_app(stdout=parsl.AUTO_LOGNAME, stderr=("e.txt", "w")).result(timeout=30)
+    ((func, _, kwargs),) = recording.calls
+    assert compat.is_bash_app(func) and not compat.is_bash_app(touch_app.func)
+    assert kwargs["stdout"].startswith(str(tmp_path / "runinfo")) and kwargs["stdout"].endswith(
+        ".stdout"
+    )
+    assert compat.std_stream("stdout", kwargs["stdout"]) == (kwargs["stdout"], "a+")
+    assert compat.std_stream("stderr", kwargs["stderr"]) == ("e.txt", "w")
+    assert compat.std_stream("stdout", File("/x/f")) == ("/x/f", "w")
+
+
+def test_an_apps_exception_is_its_result_and_the_dfk_raises_it(recording: Recording) -> None:
+    @python_app
+    def fails() -> None:
+        raise KeyError("on purpose")
+
+    future = fails()
+    with pytest.raises(KeyError):
+        future.result(timeout=30)
+    ((func, args, kwargs),) = recording.calls
+    assert compat.app_failed(func(*args, **kwargs)) and not compat.app_failed(None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from pwrun.parslcfg.render import (
     render,
     site_certificates,
 )
+from pwrun.parslcfg.staging import SiteExecutor
 from pwrun.transport.ssh import SSHTarget
 
 REMOTE = "/home/u/.pwrun/runs/r1/map"
@@ -119,6 +121,7 @@ def test_a_timeout_is_what_parsl_expects_of_a_failed_command(
 
 def endpoint(n: int) -> SiteEndpoint:
     return SiteEndpoint(
+        site=f"site{n}",
         ssh=SSHTarget(f"10.0.0.{n}", "u"),
         internal_address=f"192.168.{n}.1",
         local_port=50000 + n,
@@ -221,3 +224,21 @@ def test_local_config_is_one_local_executor(tmp_path: Path) -> None:
     assert isinstance(executor, HighThroughputExecutor) and executor.label == "local"
     assert isinstance(executor.provider, LocalProvider)
     assert config.run_dir == str(tmp_path / "runinfo")
+
+
+def test_labels_on_one_site_and_run_share_its_file_store(login: LoginNode, tmp_path: Path) -> None:
+    specs = {label: ExecutorSpec.model_validate({"site": "site1"}) for label in ("a", "b", "c")}
+    other = dataclasses.replace(endpoint(1), remote_dir="/scratch/r1/c")
+    sites = {
+        "a": endpoint(1),
+        "b": dataclasses.replace(endpoint(1), remote_dir=f"{endpoint(1).remote_dir}b"),
+        "c": other,
+    }
+    config = render(specs, sites, tmp_path, make_certificates(tmp_path))
+    a, b, c = config.executors
+    assert (
+        isinstance(a, SiteExecutor) and isinstance(b, SiteExecutor) and isinstance(c, SiteExecutor)
+    )
+    assert a.files is b.files and a.files.store == "/home/u/.pwrun/runs/r1/files"
+    assert c.files.store == "/scratch/r1/files" and a.remote_dir == endpoint(1).remote_dir
+    assert repr(a).startswith("SiteExecutor(")

@@ -146,7 +146,7 @@ def test_teardown_quotes_remote_paths_and_cancels_by_directory(
     assert record.teardown() == []
     (command,) = commands
     assert "$(dirname" not in command
-    assert "rm -rf -- /home/pwlab/r/x/map;" in command
+    assert "rm -rf -- /home/pwlab/r/x/map /home/pwlab/r/x/files;" in command  # and the store
     assert "rmdir -- /home/pwlab/r/x " in command
     assert "index($2, d) == 1" in command and "scancel" in command
     assert RunRecord.load(record.directory).status is RunStatus.DOWN  # type: ignore[union-attr]

@@ -1,0 +1,196 @@
+"""Tasks on a cluster label read and write workstation files: the executor moves them.
+
+`MovesFiles.submit` gives each try of a task site paths for its `file` Files and bash_app
+streams: inputs are sent to the site's store before the task goes out; outputs come back after
+it succeeds, streams after it ends either way, all before the task's future resolves (so
+output DataFutures resolve after their copy). A transfer that fails fails the task, naming the
+file, the site and the cause.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import posixpath
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from parsl.data_provider.files import File
+from parsl.executors import HighThroughputExecutor
+from parsl.executors.base import ParslExecutor
+
+from pwrun.console import warn
+from pwrun.parslcfg import compat
+from pwrun.transport.files import Fetch, SiteFiles, safe_name
+
+STREAMS = ("stdout", "stderr")
+NOT_INPUTS = ("inputs", "outputs", *STREAMS)
+
+
+def is_local_file(value: object) -> bool:
+    """A File on the workstation's filesystem (`file://` URL or plain path)."""
+    return isinstance(value, File) and value.scheme == "file"
+
+
+def workstation_path(path: str) -> Path:
+    """A workstation path as the workflow meant it: relative to its current directory."""
+    return Path(os.path.abspath(path))
+
+
+@dataclass
+class TaskPlan:
+    """One try's files: what to send, where the app sees them, what to bring back."""
+
+    inputs: list[File]
+    outputs: list[Fetch]  # after success
+    streams: list[Fetch]  # always
+    output_dirs: list[str]  # relative to the store: made before the task
+    site_paths: dict[int, str] = field(default_factory=dict)  # id(File) -> site path
+    stream_specs: dict[str, Any] = field(default_factory=dict)  # stdout/stderr for the site
+
+    @property
+    def input_paths(self) -> list[Path]:
+        return list(dict.fromkeys(workstation_path(f.path) for f in self.inputs))
+
+    def bind(
+        self, args: Sequence[Any], kwargs: dict[str, Any], sent: Sequence[str]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The try's arguments, each File placed at its site path (`sent`: the inputs')."""
+        where = dict(zip(self.input_paths, sent, strict=True))
+        site_paths = self.site_paths | {id(f): where[workstation_path(f.path)] for f in self.inputs}
+
+        def place(value: Any) -> Any:
+            if not isinstance(value, File) or id(value) not in site_paths:
+                return value
+            placed = value.cleancopy()
+            placed.local_path = site_paths[id(value)]
+            return placed
+
+        placed_kwargs = {name: place(value) for name, value in kwargs.items()}
+        for name in ("inputs", "outputs"):
+            if name in kwargs:
+                placed_kwargs[name] = [place(value) for value in kwargs[name]]
+        return tuple(map(place, args)), placed_kwargs | self.stream_specs
+
+
+def plan_task(
+    func: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    task_dir: str,
+    store: str,
+    outputs_dir: str,
+) -> TaskPlan:
+    """What one try needs moved. `task_dir`: an absolute site directory for its streams;
+    `outputs_dir`: one relative to the site's `store` for its outputs."""
+    inputs = [v for v in args if is_local_file(v)]
+    inputs += [v for k, v in kwargs.items() if k not in NOT_INPUTS and is_local_file(v)]
+    inputs += [v for v in kwargs.get("inputs", ()) if is_local_file(v)]
+    plan = TaskPlan(inputs, [], [], [])
+    for index, file in enumerate(kwargs.get("outputs", ())):
+        if is_local_file(file):
+            directory = f"{outputs_dir}/{index}"
+            plan.output_dirs.append(directory)
+            dest = workstation_path(file.path)
+            plan.site_paths[id(file)] = f"{store}/{directory}/{safe_name(dest.name)}"
+            plan.outputs.append(Fetch(plan.site_paths[id(file)], dest))
+    if compat.is_bash_app(func):
+        for name in STREAMS:
+            spec = kwargs.get(name)
+            if spec is None or (isinstance(spec, File) and not is_local_file(spec)):
+                continue
+            path, mode = compat.std_stream(name, spec)
+            dest = workstation_path(path)
+            site_path = posixpath.join(task_dir, name, safe_name(dest.name))
+            plan.streams.append(Fetch(site_path, dest, required=False, append="a" in mode))
+            if isinstance(spec, File):
+                plan.site_paths[id(spec)] = site_path
+            else:
+                plan.stream_specs[name] = (site_path, mode)
+    return plan
+
+
+class MovesFiles(ParslExecutor):
+    """Mix in before a Parsl executor whose tasks run on a site: their files and streams move
+    between the workstation and the site. Construct the executor as usual (its repr stays the
+    executor's), then `attach` the site's files."""
+
+    files: SiteFiles
+    remote_dir: str
+
+    def attach(self, files: SiteFiles, remote_dir: str) -> None:
+        """Move files through `files`; streams go under `remote_dir` on the site."""
+        self.files = files
+        self.remote_dir = remote_dir
+        self.tries = itertools.count()
+        self.submitting = threading.Lock()
+
+    def submit_now(self, func: Callable[..., Any], spec: dict[str, Any], *args: Any,
+                   **kwargs: Any) -> Future[Any]:  # fmt: skip
+        with self.submitting:  # from the DFK's thread and the transfer threads
+            return super().submit(func, spec, *args, **kwargs)  # type: ignore[safe-super]
+
+    def submit(
+        self, func: Callable[..., Any], resource_specification: dict[str, Any], *args: Any,
+        **kwargs: Any,
+    ) -> Future[Any]:  # fmt: skip
+        n = next(self.tries)
+        plan = plan_task(func, args, kwargs, f"{self.remote_dir}/tasks/{n}", self.files.store,
+                         f"out/{safe_name(self.label)}/{n}")  # fmt: skip
+        if not (plan.inputs or plan.outputs or plan.streams):
+            return self.submit_now(func, resource_specification, *args, **kwargs)
+        done: Future[Any] = Future()
+
+        def launch(sent: Future[list[str]]) -> None:
+            try:
+                placed_args, placed_kwargs = plan.bind(args, kwargs, sent.result())
+                running = self.submit_now(
+                    func, resource_specification, *placed_args, **placed_kwargs
+                )
+            except Exception as exc:
+                done.set_exception(exc)
+                return
+            running.add_done_callback(lambda ran: self.bring_back(plan, ran, done))
+
+        if plan.inputs or plan.output_dirs:
+            self.files.put(plan.input_paths, plan.output_dirs).add_done_callback(launch)
+        else:
+            launch(completed([]))
+        return done
+
+    def bring_back(self, plan: TaskPlan, ran: Future[Any], done: Future[Any]) -> None:
+        """Fetch the try's streams (and its outputs if it succeeded), then resolve `done`."""
+        failed = ran.exception() is not None or compat.app_failed(ran.result())
+        fetches = plan.streams + ([] if failed else plan.outputs)
+
+        def resolve(fetched: Future[None]) -> None:
+            problem = fetched.exception()
+            if problem and not failed:
+                done.set_exception(problem)
+                return
+            if problem:  # the app's own failure is what the workflow must see
+                warn(f"{self.label}: {problem}")
+            if ran.exception():
+                done.set_exception(ran.exception())
+            else:
+                done.set_result(ran.result())
+
+        if fetches:
+            self.files.get(fetches).add_done_callback(resolve)
+        else:
+            resolve(completed(None))
+
+
+def completed(value: Any) -> Future[Any]:
+    """A future already resolved with `value`."""
+    future: Future[Any] = Future()
+    future.set_result(value)
+    return future
+
+
+class SiteExecutor(MovesFiles, HighThroughputExecutor):  # type: ignore[misc]
+    """An HTEX whose tasks' files and streams move between the workstation and its site."""

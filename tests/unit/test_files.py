@@ -1,0 +1,200 @@
+"""Files to and from a site: the real scripts and tar streams, run by a local shell standing in
+for ssh (the "site" is a directory here); batching, content keys and failures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pwrun.transport import files
+from pwrun.transport.files import Batches, Fetch, SiteFiles, TransferError
+from pwrun.transport.ssh import SSHTarget
+
+
+@dataclass(frozen=True)
+class LocalShell(SSHTarget):
+    """A target whose commands run here, in `sh -c`."""
+
+    def argv(self, *args: str, multiplex: bool = True) -> list[str]:
+        return ["sh", "-c"]
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Every command sent to the site."""
+    calls: list[list[str]] = []
+    popen = subprocess.Popen
+
+    def counted(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        calls.append(argv)
+        return popen(argv, **kwargs)
+
+    monkeypatch.setattr(files.subprocess, "Popen", counted)
+    return calls
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> SiteFiles:
+    return SiteFiles("site-a", LocalShell("login"), str(tmp_path / "site" / "run" / "files"))
+
+
+def workstation_file(tmp_path: Path, name: str, content: bytes) -> Path:
+    path = tmp_path / "ws" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def test_a_content_goes_once_and_each_name_links_to_it(
+    site: SiteFiles, tmp_path: Path, round_trips: list[list[str]]
+) -> None:
+    a = workstation_file(tmp_path, "a.csv", b"same")
+    b = workstation_file(tmp_path, "b b.csv", b"same")
+    c = workstation_file(tmp_path, "c.txt", b"other")
+    first = site.put([a, b, c], ["out/x/0/0"]).result(timeout=30)
+    key = files.content_key(a)
+    assert first == [f"{site.store}/inputs/{key}/a.csv", f"{site.store}/inputs/{key}/b_b.csv",
+                     f"{site.store}/inputs/{files.content_key(c)}/c.txt"]  # fmt: skip
+    assert [Path(p).read_bytes() for p in first] == [b"same", b"same", b"other"]
+    assert site.bytes_sent == len(b"same") + len(b"other") and len(round_trips) == 1
+    assert (Path(site.store) / "out/x/0/0").is_dir()
+    assert os.stat(first[0]).st_ino == os.stat(first[1]).st_ino  # one content, two names
+    assert sorted(os.listdir(site.store)) == ["inputs", "objects", "out"]  # no incoming left
+    again = site.put([a, c]).result(timeout=30)
+    assert again == [first[0], first[2]] and len(round_trips) == 1  # known: no round trip
+
+
+def test_requests_made_meanwhile_go_in_one_batch() -> None:
+    release = threading.Event()
+    batches: list[int] = []
+
+    def handle(batch: list[tuple[int, Future[None]]]) -> None:
+        release.wait(10)
+        batches.append(len(batch))
+        for _, future in batch:
+            future.set_result(None)
+
+    batcher: Batches[int, None] = Batches("test", handle)
+    first = batcher.submit(0)
+    rest = [batcher.submit(i) for i in range(1, 300)]
+    release.set()
+    for future in [first, *rest]:
+        future.result(timeout=10)
+    assert batches in ([1, 299], [300])
+
+
+def test_a_missing_input_fails_its_request_alone(site: SiteFiles, tmp_path: Path) -> None:
+    present = workstation_file(tmp_path, "here.txt", b"x")
+    missing = site.put([tmp_path / "ws" / "gone.txt"])
+    fine = site.put([present])
+    with pytest.raises(TransferError) as failed:
+        missing.result(timeout=30)
+    assert str(failed.value) == (
+        f"input {tmp_path}/ws/gone.txt for site-a: No such file or directory on the workstation"
+    )
+    assert Path(fine.result(timeout=30)[0]).read_bytes() == b"x"
+
+
+def test_a_site_that_cannot_store_fails_loudly_and_keeps_nothing(
+    site: SiteFiles, tmp_path: Path
+) -> None:
+    Path(site.store).mkdir(parents=True)
+    (Path(site.store) / "objects").mkdir()
+    (Path(site.store) / "inputs").write_text("in the way")  # links cannot be made
+    path = workstation_file(tmp_path, "in.txt", b"data")
+    with pytest.raises(TransferError, match=rf"sending {path} to site-a: .*inputs.*"):
+        site.put([path]).result(timeout=30)
+    assert not site.objects and not site.links  # not believed sent: tried again next time
+    assert [p.name for p in Path(site.store).iterdir() if p.name.startswith(".")] == []
+
+
+def test_fetches_land_complete_at_their_destinations(
+    site: SiteFiles, tmp_path: Path, round_trips: list[list[str]]
+) -> None:
+    remote = Path(site.store) / "out"
+    remote.mkdir(parents=True)
+    (remote / "r.txt").write_bytes(b"result")
+    (remote / "log").write_bytes(b"two\n")
+    log = workstation_file(tmp_path, "logs/task.stdout", b"one\n")
+    site.get([
+        Fetch(str(remote / "r.txt"), tmp_path / "ws" / "new" / "r.txt"),
+        Fetch(str(remote / "log"), log, append=True),
+        Fetch(str(remote / "never"), tmp_path / "ws" / "never", required=False),
+    ]).result(timeout=30)  # fmt: skip
+    assert (tmp_path / "ws/new/r.txt").read_bytes() == b"result"
+    assert log.read_bytes() == b"one\ntwo\n" and len(round_trips) == 1
+    assert not (tmp_path / "ws" / "never").exists()
+    assert not list((tmp_path / "ws").rglob("*.part"))
+
+
+def test_a_missing_output_names_the_file_the_site_and_the_cause(
+    site: SiteFiles, tmp_path: Path
+) -> None:
+    gone = f"{site.store}/out/0/missing.txt"
+    with pytest.raises(TransferError) as failed:
+        site.get([Fetch(gone, tmp_path / "ws" / "missing.txt")]).result(timeout=30)
+    assert str(failed.value) == (
+        f"{tmp_path}/ws/missing.txt (from site-a:{gone}): "
+        "Warning: Cannot stat: No such file or directory on the site"
+    )
+
+
+def test_a_workstation_disk_full_leaves_the_old_file_and_no_partial_one(
+    site: SiteFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote = Path(site.store) / "big"
+    remote.parent.mkdir(parents=True)
+    remote.write_bytes(b"x" * 3_000_000)
+    dest = workstation_file(tmp_path, "dest/big", b"old")
+
+    def full(source: Any, out: Any) -> None:
+        out.write(source.read(1000))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files, "copy", full)
+    with pytest.raises(
+        TransferError, match=r"dest/big \(from site-a:.*\): No space left on device"
+    ):
+        site.get([Fetch(str(remote), dest)]).result(timeout=30)
+    assert dest.read_bytes() == b"old" and os.listdir(dest.parent) == ["big"]
+
+
+def test_an_unreachable_site_fails_every_file(tmp_path: Path) -> None:
+    @dataclass(frozen=True)
+    class Unreachable(SSHTarget):
+        def argv(self, *args: str, multiplex: bool = True) -> list[str]:
+            return ["sh", "-c", "echo 'ssh: connect to host login: No route to host' >&2; exit 255"]
+
+    site = SiteFiles("site-b", Unreachable("login"), "/nowhere/files")
+    with pytest.raises(TransferError, match=r"to site-b: ssh failed: .*No route to host"):
+        site.put([workstation_file(tmp_path, "x", b"x")]).result(timeout=30)
+    with pytest.raises(TransferError, match=r"from site-b:/nowhere/x\): ssh failed: "):
+        site.get([Fetch("/nowhere/x", tmp_path / "x")]).result(timeout=30)
+
+
+def test_content_keys_follow_the_content(tmp_path: Path) -> None:
+    path = workstation_file(tmp_path, "f", b"one")
+    key = files.content_key(path)
+    assert len(key) == files.KEY_LENGTH and files.content_key(path) == key
+    path.write_bytes(b"two")
+    os.utime(path, ns=(1, 1))
+    assert files.content_key(path) != key
+
+
+@pytest.mark.parametrize(
+    ("name", "safe"),
+    [("a.csv", "a.csv"), ("a b;$(x)", "a_b___x_"), ("..", "_"), ("", "_"), ("é.txt", "_.txt")],
+)
+def test_site_names_need_no_quoting(name: str, safe: str) -> None:
+    assert files.safe_name(name) == safe
+
+
+def test_the_store_sits_beside_the_runs_executor_directories() -> None:
+    assert files.store_dir("/home/u/.pwrun/runs/r1/map") == "/home/u/.pwrun/runs/r1/files"
