@@ -40,6 +40,9 @@ KEY_LENGTH = 32  # hex digits of sha256: 128 bits name a content
 # Runs in the store: unpack the batch in a fresh directory, then move each object into place
 # (a rename: never a partial object) and make the links and directories the manifest lists.
 PUT_SCRIPT = """set -e; umask 077; mkdir -p -- {store}/objects; cd {store}
+free=$(df -Pk . | awk 'NR == 2 {{print $4}}')
+[ "$free" -ge {kib} ] || {{
+  echo "No space left on device: {kib} KiB needed in $PWD, $free KiB free" >&2; exit 28; }}
 t=$(mktemp -d .incoming.XXXXXX); trap 'rm -rf -- "$t"' EXIT
 tar -xf - -C "$t"
 while read -r op a b; do case $op in
@@ -217,7 +220,10 @@ class SiteFiles:
             + [f"D {d}\n" for d in sorted(dirs)]
             + [f"L {key} {posixpath.basename(link)}\n" for link, key in links.items()]
         ).encode()
-        script = PUT_SCRIPT.format(store=shlex.quote(self.store), manifest=MANIFEST)
+        size = sum(path.stat().st_size for path in objects.values()) + len(manifest)
+        script = PUT_SCRIPT.format(
+            store=shlex.quote(self.store), manifest=MANIFEST, kib=size // 1024 + 1
+        )
         with tempfile.TemporaryFile() as stderr:
             proc = subprocess.Popen(
                 [*self.ssh.argv(), script], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -240,9 +246,14 @@ class SiteFiles:
         self.bytes_sent += sent
 
     def failure(self, code: int, stderr: IO[bytes]) -> str:
+        """Why the site's side failed: ssh's last word, or the first error of the command
+        (tar's last line only says that it failed)."""
         stderr.seek(0)
         text = stderr.read().decode(errors="replace")
-        return ("ssh failed: " if code == 255 else "") + last_line(text)
+        if code == 255:
+            return f"ssh failed: {last_line(text)}"
+        lines = text.strip().splitlines()
+        return lines[0] if lines else f"exited {code}"
 
     # --- from the site ----------------------------------------------------------------------
 
@@ -300,8 +311,9 @@ class SiteFiles:
         for path, fetches in wanted.items():
             if path in arrived:
                 continue
-            cause = next((m.split(": ", 2)[-1] for m in messages if path in m), "not found")
-            problems.update({f: f"{cause} on the site" for f in fetches if f.required})
+            said = next((m.split(": ", 2)[-1] for m in messages if path in m), "")
+            cause = f"not on the site ({said.removeprefix('Warning: ')})" if said else "not sent"
+            problems.update({f: cause for f in fetches if f.required})
         return problems
 
 

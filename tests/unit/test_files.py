@@ -142,7 +142,7 @@ def test_a_missing_output_names_the_file_the_site_and_the_cause(
         site.get([Fetch(gone, tmp_path / "ws" / "missing.txt")]).result(timeout=30)
     assert str(failed.value) == (
         f"{tmp_path}/ws/missing.txt (from site-a:{gone}): "
-        "Warning: Cannot stat: No such file or directory on the site"
+        "not on the site (Cannot stat: No such file or directory)"
     )
 
 
