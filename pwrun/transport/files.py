@@ -11,6 +11,7 @@ local file (and back) can use these two calls.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import os
@@ -22,11 +23,12 @@ import subprocess
 import tarfile
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Generic, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 from pwrun.errors import InfrastructureError
 from pwrun.transport.ssh import SSHTarget, last_line
@@ -38,7 +40,8 @@ BATCH_LIMIT = 1000  # requests per round trip
 KEY_LENGTH = 32  # hex digits of sha256: 128 bits name a content
 
 # Runs in the store: unpack the batch in a fresh directory, then move each object into place
-# (a rename: never a partial object) and make the links and directories the manifest lists.
+# under its content key (a rename: never a partial object) and make the links and
+# directories the manifest (the batch's last member) lists.
 PUT_SCRIPT = """set -e; umask 077; mkdir -p -- {store}/objects; cd {store}
 free=$(df -Pk . | awk 'NR == 2 {{print $4}}')
 [ "$free" -ge {kib} ] || {{
@@ -46,12 +49,18 @@ free=$(df -Pk . | awk 'NR == 2 {{print $4}}')
 t=$(mktemp -d .incoming.XXXXXX); trap 'rm -rf -- "$t"' EXIT
 tar -xf - -C "$t"
 while read -r op a b; do case $op in
-  O) chmod 400 -- "$t/$a"; mv -f -- "$t/$a" "objects/$a";;
+  O) chmod 400 -- "$t/$a"; mv -f -- "$t/$a" "objects/$b";;
   D) mkdir -p -- "$a";;
   L) mkdir -p -- "inputs/$a"; ln -f -- "objects/$a" "inputs/$a/$b";;
 esac; done < "$t/{manifest}"
 """
-GET_COMMAND = "tar -cPf - --ignore-failed-read --null -T -"
+# Reads site paths, one a line; writes each file as its size, a newline and its bytes, or
+# "-" and a newline when it is not a regular file (and why, on stderr).
+GET_SCRIPT = """while IFS= read -r f; do
+  if [ -f "$f" ]; then s=$(wc -c < "$f"); echo $s; head -c $s -- "$f"
+  else echo -; ls -- "$f" || :; fi
+done"""
+TAR_END = bytes(1024)
 
 _UMASK = os.umask(0o22)
 os.umask(_UMASK)
@@ -76,20 +85,17 @@ def safe_name(name: str) -> str:
     return "_" if name.strip(".") == "" else name
 
 
-_keys: dict[tuple[int, int, int, int], str] = {}
+Identity = tuple[int, int, int, int]  # a file version: device, inode, size, mtime
+_keys: dict[Identity, str] = {}  # content keys of file versions sent or received
 
 
-def content_key(path: Path) -> str:
-    """The key naming `path`'s content in a store (sha256), computed once per file version."""
-    with path.open("rb") as file:
-        stat = os.fstat(file.fileno())
-        identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-        if identity not in _keys:
-            digest = hashlib.sha256()
-            while chunk := file.read(CHUNK):
-                digest.update(chunk)
-            _keys[identity] = digest.hexdigest()[:KEY_LENGTH]
-    return _keys[identity]
+def identity(stat: os.stat_result) -> Identity:
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def key_of(digest: Any) -> str:
+    """The key naming a content in a store: its sha256, shortened."""
+    return str(digest.hexdigest()[:KEY_LENGTH])
 
 
 @dataclass(frozen=True)
@@ -174,56 +180,58 @@ class SiteFiles:
     # --- to the site ------------------------------------------------------------------------
 
     def put_batch(self, batch: list[tuple[Put, Future[list[str]]]]) -> None:
-        send: dict[str, Path] = {}
-        links: dict[str, str] = {}
-        dirs: set[str] = set()
-        waiting: list[tuple[Put, Future[list[str]], list[str]]] = []
+        """Send what the store lacks (files not seen before are hashed on the way), then
+        answer each request with its files' site paths."""
+        send: dict[Identity, Path] = {}
+        waiting: list[tuple[Put, Future[list[str]], list[Identity]]] = []
         for request, future in batch:
             try:
-                keys = [(self.key(path), path) for path in request.paths]
+                versions = [self.version(path) for path in request.paths]
             except TransferError as exc:
                 future.set_exception(exc)
                 continue
-            relative = [self.input_path(key, path) for key, path in keys]
-            for (key, path), link in zip(keys, relative, strict=True):
-                if key not in self.objects:
-                    send.setdefault(key, path)
-                if link not in self.links:
-                    links[link] = key
-            dirs.update(request.dirs)
-            waiting.append((request, future, [f"{self.store}/{link}" for link in relative]))
-        if send or links or dirs:
+            for version, path in zip(versions, request.paths, strict=True):
+                if _keys.get(version) not in self.objects:
+                    send.setdefault(version, path)
+            waiting.append((request, future, versions))
+        links = {
+            self.input_path(_keys.get(version, ""), path): version
+            for request, _, versions in waiting
+            for version, path in zip(versions, request.paths, strict=True)
+        }
+        dirs = {d for request, _, _ in waiting for d in request.dirs}
+        if send or dirs or not links.keys() <= self.links:
             try:
-                self.send(send, links, dirs)
+                self.send(send, waiting, dirs)
             except TransferError as exc:
                 for request, future, _ in waiting:
                     names = ", ".join(map(str, request.paths)) or "task directories"
                     future.set_exception(TransferError(f"sending {names} to {self.site}: {exc}"))
                 return
-            self.objects.update(send)
-            self.links.update(links)
-        for _, future, site_paths in waiting:
-            future.set_result(site_paths)
+        for request, future, versions in waiting:
+            future.set_result([
+                f"{self.store}/{self.input_path(_keys[version], path)}"
+                for version, path in zip(versions, request.paths, strict=True)
+            ])  # fmt: skip
 
-    def key(self, path: Path) -> str:
+    def version(self, path: Path) -> Identity:
         try:
-            return content_key(path)
+            return identity(path.stat())
         except OSError as exc:
             raise TransferError(
                 f"input {path} for {self.site}: {exc.strerror or exc} on the workstation"
             ) from None
 
-    def send(self, objects: dict[str, Path], links: dict[str, str], dirs: set[str]) -> None:
-        """One tar stream holding the objects and a manifest, unpacked by PUT_SCRIPT."""
-        manifest = "".join(
-            [f"O {key}\n" for key in objects]
-            + [f"D {d}\n" for d in sorted(dirs)]
-            + [f"L {key} {posixpath.basename(link)}\n" for link, key in links.items()]
-        ).encode()
-        size = sum(path.stat().st_size for path in objects.values()) + len(manifest)
-        script = PUT_SCRIPT.format(
-            store=shlex.quote(self.store), manifest=MANIFEST, kib=size // 1024 + 1
-        )
+    def send(
+        self,
+        send: dict[Identity, Path],
+        waiting: list[tuple[Put, Future[list[str]], list[Identity]]],
+        dirs: set[str],
+    ) -> None:
+        """One tar stream: the files to send (as n0, n1...), then the manifest saying which
+        content key each one is and which links and directories to make."""
+        kib = sum(version[2] for version in send) // 1024 + 1
+        script = PUT_SCRIPT.format(store=shlex.quote(self.store), manifest=MANIFEST, kib=kib)
         with tempfile.TemporaryFile() as stderr:
             proc = subprocess.Popen(
                 [*self.ssh.argv(), script], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -231,19 +239,34 @@ class SiteFiles:
             )  # fmt: skip
             assert proc.stdin is not None
             try:
-                sent = write_tar(proc.stdin, objects, manifest)
+                keys = [send_file(proc.stdin, f"n{i}", path, version)
+                        for i, (version, path) in enumerate(send.items())]  # fmt: skip
+                _keys.update(zip(send, keys, strict=True))
+                links = {
+                    self.input_path(_keys[version], path): _keys[version]
+                    for request, _, versions in waiting
+                    for version, path in zip(versions, request.paths, strict=True)
+                }
+                new_links = {link: key for link, key in links.items() if link not in self.links}
+                manifest = "".join(
+                    [f"O n{i} {key}\n" for i, key in enumerate(keys)]
+                    + [f"D {d}\n" for d in sorted(dirs)]
+                    + [f"L {key} {posixpath.basename(link)}\n" for link, key in new_links.items()]
+                ).encode()
+                send_member(proc.stdin, MANIFEST, io.BytesIO(manifest), len(manifest), MANIFEST)
+                proc.stdin.write(TAR_END)
+                proc.stdin.close()
             except BrokenPipeError:
-                sent = 0  # the site stopped reading: its stderr says why
+                pass  # the site stopped reading: its stderr says why
             except OSError as exc:  # a workstation file could not be read
                 proc.kill()
                 proc.wait()
                 raise TransferError(f"{exc.filename}: {exc.strerror or exc}") from None
-            finally:
-                with contextlib.suppress(BrokenPipeError):
-                    proc.stdin.close()
-            if proc.wait() != 0:
+            if proc.wait() != 0 or not proc.stdin.closed:
                 raise TransferError(self.failure(proc.returncode, stderr))
-        self.bytes_sent += sent
+        self.objects.update(keys)
+        self.links.update(new_links)
+        self.bytes_sent += sum(version[2] for version in send)
 
     def failure(self, code: int, stderr: IO[bytes]) -> str:
         """Why the site's side failed: ssh's last word, or the first error of the command
@@ -258,112 +281,126 @@ class SiteFiles:
     # --- from the site ----------------------------------------------------------------------
 
     def get_batch(self, batch: list[tuple[tuple[Fetch, ...], Future[None]]]) -> None:
-        wanted: dict[str, list[Fetch]] = {}
-        for fetches, _ in batch:
-            for fetch in fetches:
-                wanted.setdefault(fetch.site_path, []).append(fetch)
-        problems: dict[Fetch, str] = {}
-        if wanted:
-            try:
-                problems = self.receive(wanted)
-            except TransferError as exc:
-                problems = {fetch: str(exc) for fetches in wanted.values() for fetch in fetches}
-        for fetches, future in batch:
+        fetches = [fetch for request, _ in batch for fetch in request]
+        try:
+            problems = self.receive(fetches)
+        except TransferError as exc:
+            problems = dict.fromkeys(fetches, str(exc))
+        for request, future in batch:
             failed = [f"{f.dest} (from {self.site}:{f.site_path}): {problems[f]}"
-                      for f in fetches if f in problems]  # fmt: skip
+                      for f in request if f in problems]  # fmt: skip
             if failed:
                 future.set_exception(TransferError("; ".join(failed)))
             else:
                 future.set_result(None)
 
-    def receive(self, wanted: dict[str, list[Fetch]]) -> dict[Fetch, str]:
-        """One tar stream of the wanted site files, each written to its destinations."""
+    def receive(self, fetches: list[Fetch]) -> dict[Fetch, str]:
+        """One stream of the wanted site files (GET_SCRIPT), each written to its destination;
+        the problems, by fetch."""
         problems: dict[Fetch, str] = {}
-        arrived: set[str] = set()
-        with tempfile.TemporaryFile() as stderr:
+        absent: list[Fetch] = []
+        with tempfile.TemporaryFile() as paths, tempfile.TemporaryFile() as stderr:
+            paths.write("".join(f"{fetch.site_path}\n" for fetch in fetches).encode())
+            paths.seek(0)
             proc = subprocess.Popen(
-                [*self.ssh.argv(), GET_COMMAND], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                [*self.ssh.argv(), GET_SCRIPT], stdin=paths, stdout=subprocess.PIPE,
                 stderr=stderr, start_new_session=True,
             )  # fmt: skip
-            assert proc.stdin is not None and proc.stdout is not None
-            with contextlib.suppress(BrokenPipeError):
-                proc.stdin.write(b"".join(path.encode() + b"\0" for path in wanted))
-                proc.stdin.close()
+            assert proc.stdout is not None
             try:
-                with tarfile.open(fileobj=proc.stdout, mode="r|", bufsize=CHUNK) as tar:
-                    for member in tar:
-                        source = tar.extractfile(member) if member.isfile() else None
-                        if source is None or member.name not in wanted:
-                            continue
-                        arrived.add(member.name)
-                        self.bytes_received += member.size
-                        problems.update(write_all(wanted[member.name], source))
-            except tarfile.TarError as exc:  # the stream broke off: the site's stderr says why
+                for fetch in fetches:
+                    header = proc.stdout.readline()
+                    if header == b"-\n":
+                        absent.append(fetch)
+                    elif header.strip().isdigit():
+                        problem = self.receive_one(proc.stdout, int(header), fetch)
+                        problems.update({fetch: problem} if problem else {})
+                    else:
+                        raise EOFError
+            except EOFError:  # the stream ended or went wrong: the site's side says why
+                proc.stdout.close()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=10)
                 proc.kill()
                 proc.wait()
-                raise TransferError(f"{self.failure(proc.returncode, stderr)} ({exc})") from None
+                raise TransferError(self.failure(proc.returncode, stderr)) from None
             finally:
                 proc.stdout.close()
             if proc.wait() != 0:
                 raise TransferError(self.failure(proc.returncode, stderr))
             stderr.seek(0)
             messages = stderr.read().decode(errors="replace").splitlines()
-        for path, fetches in wanted.items():
-            if path in arrived:
-                continue
-            said = next((m.split(": ", 2)[-1] for m in messages if path in m), "")
-            cause = f"not on the site ({said.removeprefix('Warning: ')})" if said else "not sent"
-            problems.update({f: cause for f in fetches if f.required})
+        for fetch in absent:
+            said = next((m.rsplit(": ", 1)[-1] for m in messages if fetch.site_path in m), "")
+            if fetch.required:
+                problems[fetch] = f"not on the site ({said or 'not a regular file'})"
         return problems
 
-
-def write_tar(out: IO[bytes], objects: dict[str, Path], manifest: bytes) -> int:
-    """Write a tar stream of `objects` (named by key) and the manifest; return the bytes sent."""
-    sent = 0
-    with tarfile.open(fileobj=out, mode="w|", bufsize=CHUNK) as tar:
-        for key, path in objects.items():
-            with path.open("rb") as source:
-                info = tar.gettarinfo(fileobj=source, arcname=key)
-                tar.addfile(info, source)
-                sent += info.size
-        info = tarfile.TarInfo(MANIFEST)
-        info.size = len(manifest)
-        tar.addfile(info, io.BytesIO(manifest))
-    return sent
-
-
-def write_all(fetches: list[Fetch], source: IO[bytes]) -> dict[Fetch, str]:
-    """Write one arriving file to each of its destinations; the problems, by fetch."""
-    problems = {}
-    content = None if len(fetches) == 1 else source.read()  # rarely: one file, several places
-    for fetch in fetches:
+    def receive_one(self, stream: IO[bytes], size: int, fetch: Fetch) -> str | None:
+        """Write the next `size` bytes of `stream` to the fetch's destination; a problem
+        there is returned (the bytes are still consumed), a stream that ends is EOFError."""
+        content = chunks(stream, size)
         try:
-            write_atomically(fetch.dest, source if content is None else io.BytesIO(content),
-                             fetch.append)  # fmt: skip
+            write_atomically(fetch.dest, content, fetch.append)
         except OSError as exc:
-            problems[fetch] = f"{exc.strerror or exc} on the workstation"
-    return problems
+            for _ in content:  # keep the stream in step
+                pass
+            return f"{exc.strerror or exc} on the workstation"
+        self.bytes_received += size
+        return None
 
 
-def write_atomically(dest: Path, source: IO[bytes], append: bool = False) -> None:
-    """Write `source` to `dest` through a temporary file beside it, renamed when complete."""
+def chunks(stream: IO[bytes], size: int) -> Iterator[bytes]:
+    """The next `size` bytes of `stream`."""
+    while size:
+        chunk = stream.read(min(size, CHUNK))
+        if not chunk:
+            raise EOFError
+        size -= len(chunk)
+        yield chunk
+
+
+def send_file(out: IO[bytes], name: str, path: Path, version: Identity) -> str:
+    """Write a file as tar member `name`; its content key. `version` is the file as it was
+    asked for: one changed since is an error, not a new content sent under the old key."""
+    with path.open("rb") as source:
+        if identity(os.fstat(source.fileno())) != version:
+            raise OSError(errno.ESTALE, "changed while being sent", str(path))
+        return send_member(out, name, source, version[2], str(path))
+
+
+def send_member(out: IO[bytes], name: str, source: IO[bytes], size: int, origin: str) -> str:
+    """Write `size` bytes of `source` as one tar member, hashing them on the way; their key."""
+    digest = hashlib.sha256()
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, 0o400, int(time.time())
+    out.write(info.tobuf(tarfile.USTAR_FORMAT))
+    sent = 0
+    while chunk := source.read(min(CHUNK, size - sent)):
+        digest.update(chunk)
+        out.write(chunk)
+        sent += len(chunk)
+    if sent != size:
+        raise OSError(errno.ESTALE, "changed while being sent", origin)
+    out.write(bytes(-size % tarfile.BLOCKSIZE))
+    return key_of(digest)
+
+
+def write_atomically(dest: Path, content: Iterable[bytes], append: bool = False) -> None:
+    """Write `content` to `dest` through a temporary file beside it, renamed when complete
+    (`append`: after what `dest` holds)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     with _APPENDING if append else contextlib.nullcontext():
         fd, temporary = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out:
                 if append and dest.exists():
-                    with dest.open("rb") as old:
-                        copy(old, out)
-                copy(source, out)
+                    out.write(dest.read_bytes())
+                for chunk in content:
+                    out.write(chunk)
             os.chmod(temporary, 0o666 & ~_UMASK)
             os.replace(temporary, dest)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
-
-
-def copy(source: IO[bytes], out: IO[bytes]) -> None:
-    while chunk := source.read(CHUNK):
-        out.write(chunk)

@@ -3,9 +3,11 @@ for ssh (the "site" is a directory here); batching, content keys and failures.""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,11 +61,12 @@ def test_a_content_goes_once_and_each_name_links_to_it(
     b = workstation_file(tmp_path, "b b.csv", b"same")
     c = workstation_file(tmp_path, "c.txt", b"other")
     first = site.put([a, b, c], ["out/x/0/0"]).result(timeout=30)
-    key = files.content_key(a)
+    key, other = Path(first[0]).parent.name, Path(first[2]).parent.name
     assert first == [f"{site.store}/inputs/{key}/a.csv", f"{site.store}/inputs/{key}/b_b.csv",
-                     f"{site.store}/inputs/{files.content_key(c)}/c.txt"]  # fmt: skip
+                     f"{site.store}/inputs/{other}/c.txt"]  # fmt: skip
+    assert key == hashlib.sha256(b"same").hexdigest()[: files.KEY_LENGTH] != other
     assert [Path(p).read_bytes() for p in first] == [b"same", b"same", b"other"]
-    assert site.bytes_sent == len(b"same") + len(b"other") and len(round_trips) == 1
+    assert site.bytes_sent == 2 * len(b"same") + len(b"other") and len(round_trips) == 1
     assert (Path(site.store) / "out/x/0/0").is_dir()
     assert os.stat(first[0]).st_ino == os.stat(first[1]).st_ino  # one content, two names
     assert sorted(os.listdir(site.store)) == ["inputs", "objects", "out"]  # no incoming left
@@ -142,28 +145,37 @@ def test_a_missing_output_names_the_file_the_site_and_the_cause(
         site.get([Fetch(gone, tmp_path / "ws" / "missing.txt")]).result(timeout=30)
     assert str(failed.value) == (
         f"{tmp_path}/ws/missing.txt (from site-a:{gone}): "
-        "not on the site (Cannot stat: No such file or directory)"
+        "not on the site (No such file or directory)"
     )
 
 
-def test_a_workstation_disk_full_leaves_the_old_file_and_no_partial_one(
-    site: SiteFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    remote = Path(site.store) / "big"
-    remote.parent.mkdir(parents=True)
-    remote.write_bytes(b"x" * 3_000_000)
+def test_a_failed_write_leaves_the_old_file_and_no_partial_one(tmp_path: Path) -> None:
     dest = workstation_file(tmp_path, "dest/big", b"old")
 
-    def full(source: Any, out: Any) -> None:
-        out.write(source.read(1000))
+    def disk_fills() -> Iterator[bytes]:
+        yield b"x" * 1000
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(files, "copy", full)
-    with pytest.raises(
-        TransferError, match=r"dest/big \(from site-a:.*\): No space left on device"
-    ):
-        site.get([Fetch(str(remote), dest)]).result(timeout=30)
+    with pytest.raises(OSError, match="No space left"):
+        files.write_atomically(dest, disk_fills())
     assert dest.read_bytes() == b"old" and os.listdir(dest.parent) == ["big"]
+
+
+def test_an_unwritable_destination_fails_its_file_alone(site: SiteFiles, tmp_path: Path) -> None:
+    remote = Path(site.store) / "r"
+    remote.mkdir(parents=True)
+    for name in ("one", "two"):
+        (remote / name).write_bytes(name.encode() * 100_000)
+    workstation_file(tmp_path, "blocker", b"a file, not a directory")
+    fetches = [Fetch(str(remote / "one"), tmp_path / "ws/blocker/one"),
+               Fetch(str(remote / "two"), tmp_path / "ws/two")]  # fmt: skip
+    blocked, fine = site.get(fetches[:1]), site.get(fetches[1:])
+    with pytest.raises(
+        TransferError, match=r"ws/blocker/one \(from site-a:.*/one\): .*workstation"
+    ):
+        blocked.result(timeout=30)
+    fine.result(timeout=30)
+    assert (tmp_path / "ws/two").read_bytes() == b"two" * 100_000
 
 
 def test_an_unreachable_site_fails_every_file(tmp_path: Path) -> None:
@@ -179,13 +191,14 @@ def test_an_unreachable_site_fails_every_file(tmp_path: Path) -> None:
         site.get([Fetch("/nowhere/x", tmp_path / "x")]).result(timeout=30)
 
 
-def test_content_keys_follow_the_content(tmp_path: Path) -> None:
+def test_a_changed_file_is_sent_again_an_unchanged_one_not(site: SiteFiles, tmp_path: Path) -> None:
     path = workstation_file(tmp_path, "f", b"one")
-    key = files.content_key(path)
-    assert len(key) == files.KEY_LENGTH and files.content_key(path) == key
-    path.write_bytes(b"two")
+    (first,) = site.put([path]).result(timeout=30)
+    assert site.put([path]).result(timeout=30) == [first] and site.bytes_sent == 3
+    path.write_bytes(b"three")
     os.utime(path, ns=(1, 1))
-    assert files.content_key(path) != key
+    (second,) = site.put([path]).result(timeout=30)
+    assert second != first and Path(second).read_bytes() == b"three" and site.bytes_sent == 8
 
 
 @pytest.mark.parametrize(

@@ -106,7 +106,7 @@ def test_an_output_the_app_did_not_create_fails_it(workstation: Path) -> None:
         future.result(timeout=60)
     message = str(failed.value)
     assert message.startswith(f"{workstation}/never.txt (from site-a:{workstation.parent}/site-a")
-    assert message.endswith("not on the site (Cannot stat: No such file or directory)")
+    assert message.endswith("not on the site (No such file or directory)")
     with pytest.raises(TransferError):
         future.outputs[0].result(timeout=60)
     assert not (workstation / "never.txt").exists()
