@@ -84,29 +84,33 @@ def per_task(lab: Lab, work: Path, tasks: int) -> tuple[float, float, int]:
     return float(times[1]), float(times[2]), int(sent[1])
 
 
+def measure(lab: Lab, work: Path, repeat: int, tasks: int) -> None:
+    """Each measure `repeat` times; print the medians and ratios."""
+    target = ssh_target("site-a", read_inventory(lab.inventory).hosts["site-a"])
+    home = target.run("echo $HOME").stdout.strip()
+    samples = [round_trip(target, home, work, n) for n in range(repeat)]
+    pwrun, scp = (statistics.median(s[i] for s in samples) for i in range(2))
+    print(f"200 MB to a lab site and back, median of {repeat}: pwrun {pwrun:.2f} s, "
+          f"scp {scp:.2f} s, ratio scp/pwrun {scp / pwrun:.2f} (target >= 0.9)")  # fmt: skip
+    runs = [per_task(lab, work, tasks) for _ in range(repeat)]
+    plain, with_files = (statistics.median(r[i] for r in runs) for i in range(2))
+    added = (with_files - plain) / tasks * 1000
+    print(f"{tasks} tasks, median of {repeat}: without files {plain:.2f} s, "
+          f"with a 1 KB input each {with_files:.2f} s, added {added:.1f} ms per file "
+          "(target <= 20 ms)")  # fmt: skip
+    sent = {r[2] for r in runs}
+    assert sent == {50 << 20}, f"the shared input was sent as {sent} bytes"
+    print("50 MB input shared by 100 tasks on one site: sent once (52428800 bytes)")
+    target.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="pwrun-bench-") as tmp, Lab.up(sites=1) as lab:
-        work = Path(tmp)
-        target = ssh_target("site-a", read_inventory(lab.inventory).hosts["site-a"])
-        home = target.run("echo $HOME").stdout.strip()
-        samples = [round_trip(target, home, work, n) for n in range(args.repeat)]
-        pwrun, scp = (statistics.median(s[i] for s in samples) for i in range(2))
-        print(f"200 MB to a lab site and back, median of {args.repeat}: pwrun {pwrun:.2f} s, "
-              f"scp {scp:.2f} s, ratio scp/pwrun {scp / pwrun:.2f} (target >= 0.9)")  # fmt: skip
-        runs = [per_task(lab, work, args.tasks) for _ in range(args.repeat)]
-        plain, with_files = (statistics.median(r[i] for r in runs) for i in range(2))
-        added = (with_files - plain) / args.tasks * 1000
-        print(f"{args.tasks} tasks, median of {args.repeat}: without files {plain:.2f} s, "
-              f"with a 1 KB input each {with_files:.2f} s, added {added:.1f} ms per file "
-              "(target <= 20 ms)")  # fmt: skip
-        sent = {r[2] for r in runs}
-        assert sent == {50 << 20}, f"the shared input was sent as {sent} bytes"
-        print("50 MB input shared by 100 tasks on one site: sent once (52428800 bytes)")
-    target.close()
+    with Lab.up(sites=1) as lab, tempfile.TemporaryDirectory(prefix="pwrun-bench-") as tmp:
+        measure(lab, Path(tmp), args.repeat, args.tasks)
 
 
 if __name__ == "__main__":
