@@ -219,11 +219,6 @@ def config_defaults() -> dict[str, Any]:
     return {name: p.default for name, p in parameters.items() if name != "self"}
 
 
-# The loader's entry points a workflow reaches: `parsl.load` and `parsl.dfk` are the same
-# classmethods of DataFlowKernelLoader, bound when parsl is imported.
-LOADER_ENTRY_POINTS = ("load", "dfk")
-
-
 @contextlib.contextmanager
 def loads_on_demand(
     own: Config,
@@ -242,8 +237,6 @@ def loads_on_demand(
     a DFK asking `DataFlowKernelLoader.dfk()`, which raises NoDataFlowKernelError when none is
     loaded; a DFK's `cleanup()` unloading it and setting `cleanup_called`.
     """
-    originals = {name: (vars(DataFlowKernelLoader)[name], getattr(parsl, name))
-                 for name in LOADER_ENTRY_POINTS}  # fmt: skip
     loaded_dfk, load_config = DataFlowKernelLoader.dfk, DataFlowKernelLoader.load
     dfks: list[DataFlowKernel] = []
     sources: list[Config | None] = []  # what the workflow gave each load
@@ -267,10 +260,13 @@ def loads_on_demand(
         with lock:
             return load() if not dfks else loaded_dfk()
 
+    # `parsl.load` and `parsl.dfk` are DataFlowKernelLoader's classmethods, bound at import
     replacements = {"load": load, "dfk": dfk}
-    for name in LOADER_ENTRY_POINTS:
-        setattr(DataFlowKernelLoader, name, staticmethod(replacements[name]))
-        setattr(parsl, name, replacements[name])
+    originals = {name: (vars(DataFlowKernelLoader)[name], getattr(parsl, name))
+                 for name in replacements}  # fmt: skip
+    for name, replacement in replacements.items():
+        setattr(DataFlowKernelLoader, name, staticmethod(replacement))
+        setattr(parsl, name, replacement)
     try:
         yield dfks
     finally:
