@@ -19,3 +19,11 @@ class SourceError(PwrunError):
     def __init__(self, source: str, message: str) -> None:
         super().__init__(f"inventory source {source!r}: {message}")
         self.source = source
+
+
+class ObjectStoreError(InfrastructureError):
+    """Moving an object to or from an object store failed; the message starts with its URL."""
+
+    def __init__(self, url: str, message: str) -> None:
+        super().__init__(f"{url}: {message}")
+        self.url = url
