@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from pwrun.errors import SourceError
-from pwrun.inventory.cloud import CloudOptions, RawModel, cluster_fields, first_line, run_each
+from pwrun.errors import SourceError, first_line
+from pwrun.inventory.cloud import CloudOptions, RawModel, cluster_fields, run_each
 from pwrun.inventory.model import Cluster, Parsed, Source, checked, plain, record_id, validate
 from pwrun.validation import IPAddress, cluster_name
 

@@ -21,8 +21,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from pwrun.errors import SourceError
-from pwrun.inventory.cloud import CloudOptions, RawModel, cluster_fields, first_line, run_each
+from pwrun.errors import SourceError, first_line
+from pwrun.inventory.cloud import CloudOptions, RawModel, cluster_fields, run_each
 from pwrun.inventory.model import (
     Cluster,
     Parsed,

@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pwrun.inventory.model import RecordError, SourceOptions, checked, shown
+from pwrun.errors import shown
+from pwrun.inventory.model import RecordError, SourceOptions, checked
 from pwrun.validation import UserName, remote_path, user_name
 
 DEFAULT_TAG_KEY = "pwrun-role"
@@ -107,9 +108,3 @@ def run_each(tasks: Iterable[T], work: Callable[[T], Any]) -> list[Any]:
     if failures:
         raise failures[min(failures)]
     return results
-
-
-def first_line(exc: BaseException, limit: int = 300) -> str:
-    """An exception's first line, shortened: SDK messages can run to whole response bodies."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."

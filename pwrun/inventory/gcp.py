@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from pwrun.errors import SourceError
+from pwrun.errors import SourceError, first_line
 from pwrun.inventory.cloud import (
     SETTING_KEYS,
     CloudOptions,
     RawModel,
     cluster_fields,
-    first_line,
     run_each,
 )
 from pwrun.inventory.model import Cluster, Parsed, Source, plain, record_id, validate

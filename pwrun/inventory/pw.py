@@ -28,8 +28,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from pwrun.errors import SourceError
-from pwrun.inventory.cloud import first_line
+from pwrun.errors import SourceError, first_line, shown
 from pwrun.inventory.model import (
     Cluster,
     Parsed,
@@ -37,7 +36,6 @@ from pwrun.inventory.model import (
     Source,
     SourceOptions,
     deadline_passed,
-    shown,
     validate,
 )
 from pwrun.validation import (
