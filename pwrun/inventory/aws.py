@@ -12,8 +12,17 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from pwrun.errors import SourceError, first_line
-from pwrun.inventory.cloud import CloudOptions, RawModel, cluster_fields, run_each
-from pwrun.inventory.model import Cluster, Parsed, Source, checked, plain, record_id, validate
+from pwrun.inventory.cloud import CloudOptions, cluster_fields, run_each
+from pwrun.inventory.model import (
+    Cluster,
+    Parsed,
+    RawModel,
+    Source,
+    checked,
+    plain,
+    record_id,
+    validate,
+)
 from pwrun.validation import IPAddress, cluster_name
 
 KIND = "aws"

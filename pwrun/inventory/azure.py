@@ -22,10 +22,11 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from pwrun.errors import SourceError, first_line
-from pwrun.inventory.cloud import CloudOptions, RawModel, cluster_fields, run_each
+from pwrun.inventory.cloud import CloudOptions, cluster_fields, run_each
 from pwrun.inventory.model import (
     Cluster,
     Parsed,
+    RawModel,
     RecordError,
     Source,
     plain,

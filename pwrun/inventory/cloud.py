@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from pwrun.errors import shown
 from pwrun.inventory.model import RecordError, SourceOptions, checked
@@ -44,12 +44,6 @@ class CloudOptions(SourceOptions):
     )
     timeout: float = Field(10.0, gt=0, le=300, description="Seconds per API request.")
     retries: int = Field(2, ge=0, le=10, description="Retries of a failed request (SDK's own).")
-
-
-class RawModel(BaseModel):
-    """A view of an API object: unknown fields are ignored, known ones are checked."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
 def cluster_fields(

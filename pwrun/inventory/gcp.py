@@ -19,11 +19,10 @@ from pwrun.errors import SourceError, first_line
 from pwrun.inventory.cloud import (
     SETTING_KEYS,
     CloudOptions,
-    RawModel,
     cluster_fields,
     run_each,
 )
-from pwrun.inventory.model import Cluster, Parsed, Source, plain, record_id, validate
+from pwrun.inventory.model import Cluster, Parsed, RawModel, Source, plain, record_id, validate
 from pwrun.validation import ClusterName, IPAddress
 
 if TYPE_CHECKING:

@@ -87,6 +87,12 @@ class Cluster(BaseModel):
         return self.public_address or self.private_address
 
 
+class RawModel(BaseModel):
+    """A view of an API record: unknown fields are ignored, known ones are checked."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
 class RecordError(ValueError):
     """One API record is unusable; the message names the field and says what is allowed."""
 
