@@ -1,4 +1,4 @@
-"""What the AWS, GCP and Azure sources share: common options, tags to cluster fields, errors.
+"""What the AWS, GCP and Azure sources share: common options, tags to cluster fields, threads.
 
 A controller is an instance whose tag (AWS, Azure) or label (GCP) `tag_key` equals `tag_value`
 (default `pwrun-role=controller`). These per-instance tags, when present, fill the rest:
@@ -44,6 +44,10 @@ class CloudOptions(SourceOptions):
     )
     timeout: float = Field(10.0, gt=0, le=300, description="Seconds per API request.")
     retries: int = Field(2, ge=0, le=10, description="Retries of a failed request (SDK's own).")
+
+    def is_controller(self, tags: Mapping[str, str] | None) -> bool:
+        """Whether an instance with these tags (labels) is a controller."""
+        return (tags or {}).get(self.tag_key) == self.tag_value
 
 
 def cluster_fields(
