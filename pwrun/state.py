@@ -17,6 +17,12 @@ if TYPE_CHECKING:  # parsl is slow to import; modules run by Ansible import this
 
 _active: Config | None = None
 
+# A run directory's layout.
+RUN_RECORD = "run.json"  # what the run made (pwrun.runstate)
+RENDERED_CONFIG = "config.txt"  # the Parsl Config, as `pwrun config` prints it
+PARSL_DIR = "runinfo"  # Parsl's run_dir: logs, submit scripts
+ANSIBLE_DIR = "ansible"  # ansible-runner's private data dir, when the run provisioned
+
 
 def home() -> Path:
     """pwrun's state directory, private to the user (0700): $PWRUN_HOME, else

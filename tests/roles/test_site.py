@@ -13,8 +13,8 @@ from pathlib import Path
 import parsl
 import pytest
 
+from pwrun.cluster.pyenv import workstation_python
 from pwrun.lab import Lab
-from pwrun.provision.pyenv import workstation_python
 from pwrun.transport import tunnel
 from tests.roles.conftest import run_site, write_inventory
 

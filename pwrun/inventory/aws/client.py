@@ -18,8 +18,8 @@ from pwrun.inventory.cloud import run_each
 
 def tagged_instances(options: Options) -> dict[str, list[dict[str, Any]]]:
     """{region: [instance, ...]}: the kept fields of the tagged instances of every region."""
-    import boto3  # type: ignore[import-untyped]
-    import botocore.config  # type: ignore[import-untyped]
+    import boto3
+    import botocore.config
 
     with _sdk_errors(options, "option 'profile'"):
         session = boto3.Session(profile_name=options.profile)
@@ -56,8 +56,8 @@ def _region_instances(options: Options, region: str, client: Any) -> list[dict[s
 @contextlib.contextmanager
 def _sdk_errors(options: Options, where: str) -> Iterator[None]:
     """botocore's exceptions as SourceErrors naming `where` (a region, or the options at fault)."""
-    import botocore.exceptions  # type: ignore[import-untyped]
-    import botocore.parsers  # type: ignore[import-untyped]
+    import botocore.exceptions
+    import botocore.parsers
 
     try:
         yield

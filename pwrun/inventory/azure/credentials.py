@@ -21,7 +21,8 @@ def credential(options: Options) -> Any:
     if options.auth == "default":
         return DefaultAzureCredential(**settings)
     tenant_id, client_id = options.tenant_id, options.client_id
-    assert tenant_id and client_id, "Options requires them for auth client_secret"
+    if not (tenant_id and client_id):  # Options' own validator requires both for client_secret
+        raise error("auth client_secret needs options 'tenant_id' and 'client_id'")
     return ClientSecretCredential(tenant_id, client_id, _client_secret(options), **settings)
 
 

@@ -116,7 +116,7 @@ def _sdk_errors(options: Options, where: str) -> Iterator[None]:
     import google.auth.exceptions
     import requests
     from google.api_core import exceptions as api_exceptions
-    from google.protobuf.json_format import ParseError  # type: ignore[import-untyped]
+    from google.protobuf.json_format import ParseError
 
     try:
         yield

@@ -186,7 +186,7 @@ def test_hung_api_is_given_up_at_the_deadline(
                 "fine": source(ec2),
             }
         )
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 10  # not 30 s: the deadline, with room for load
         assert [str(e) for e in listing.errors] == [
             "inventory source 'aws': no complete answer within 0.5 s (option 'deadline')"
         ]
