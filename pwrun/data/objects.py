@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from pwrun.errors import ObjectStoreError
-from pwrun.inventory.cloud import first_line
+from pwrun.errors import ObjectStoreError, first_line
 from pwrun.state import replacing
 
 TIMEOUT = 60.0  # seconds: the wait for one answer, and (GCS) for retries of a failed request
