@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pwrun.inventory import list_configured, load_config  # noqa: E402
-from pwrun.provision.runner import unwrap  # noqa: E402
+from pwrun.provision.inventory import unwrap  # noqa: E402
 from tests.emulators.aws_ec2 import Ec2Emulator  # noqa: E402
 from tests.emulators.azure_arm import AzureArmEmulator  # noqa: E402
 from tests.emulators.gcp_compute import GcpComputeEmulator  # noqa: E402

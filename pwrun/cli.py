@@ -14,6 +14,8 @@ from pwrun import __version__, state
 from pwrun.console import err, error, warn
 from pwrun.errors import InfrastructureError, PwrunError
 
+INTERRUPTED = 130  # a shell's exit code after SIGINT
+
 app = typer.Typer(
     name="pwrun",
     help="Run one Parsl workflow across several Slurm clusters: "
@@ -25,7 +27,8 @@ app = typer.Typer(
 
 
 def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a PwrunError into one red line on stderr and its exit code, with no traceback."""
+    """Turn a PwrunError into one red line on stderr and its exit code, with no traceback;
+    Ctrl-C (or SIGTERM), once whatever the command started is stopped, into exit 130."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -34,6 +37,9 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except PwrunError as exc:
             error(str(exc))
             raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted: torn down", highlight=False)
+            raise typer.Exit(INTERRUPTED) from None
 
     return wrapper
 
@@ -69,15 +75,9 @@ def run(
     """Run a Parsl workflow on the clusters of an executors file (else on this machine)."""
     from pwrun.run import run_on_sites, run_workflow
 
-    try:
-        if executors is None:
-            code = run_workflow(workflow, args or [])
-        else:
-            code = run_on_sites(workflow, args or [], executors, inventory)
-    except KeyboardInterrupt:
-        err.print("interrupted: torn down")
-        code = 130
-    raise typer.Exit(code)
+    if executors is None:
+        raise typer.Exit(run_workflow(workflow, args or []))
+    raise typer.Exit(run_on_sites(workflow, args or [], executors, inventory))
 
 
 @app.command()
@@ -164,13 +164,11 @@ def provision(
     """Make clusters ready (Python env with this Parsl, facts) with ansible-runner."""
     from rich.table import Table
 
-    from pwrun.provision.runner import chosen_sites, read_inventory
-    from pwrun.provision.runner import provision as run_site_yml
+    from pwrun.provision.ready import converge
 
-    sites = chosen_sites(read_inventory(inventory), limit)
-    facts = run_site_yml(sites, state.new_run_dir())
+    facts = converge(inventory, limit, state.new_run_dir())
     table = Table("cluster", "worker env", "partitions", "cores/node")
-    for host in sorted(sites):
+    for host in sorted(facts):
         f = facts.get(host, {})
         table.add_row(
             host,
@@ -192,7 +190,7 @@ def config(
     runs = [r for r in all_runs() if run_id in (None, r.id)]
     if not runs:
         raise PwrunError(f"no run {run_id!r}" if run_id else "no run yet: `pwrun run` first")
-    rendered = runs[-1].directory / "config.txt"
+    rendered = runs[-1].directory / state.RENDERED_CONFIG
     if not rendered.is_file():
         raise PwrunError(f"run {runs[-1].id} ended before its configuration was rendered")
     typer.echo(rendered.read_text())
@@ -224,30 +222,16 @@ def down(
 @reports_errors
 def status() -> None:
     """Show the sites, tunnels and Slurm blocks of runs that are not torn down."""
+    from dataclasses import astuple
+
+    from rich.markup import escape
     from rich.table import Table
 
-    from pwrun.runstate import all_runs
-    from pwrun.transport import tunnel
+    from pwrun.runstate import ExecutorStatus, statuses
 
-    table = Table("run", "state", "executor", "site", "tunnel", "blocks")
-    for record in all_runs():
-        if record.status == "down":
-            continue
-        state_text = record.status if record.process_alive() else f"{record.status} (dead)"
-        for executor in record.executors:
-            opened = tunnel.load(executor.tunnel)
-            tunnel_text = (
-                f"{opened.remote_address}:{opened.remote_port}"
-                if opened and opened.alive()
-                else "closed"
-            )
-            blocks = executor.ssh.run(executor.blocks_command("list"), check=False)
-            table.add_row(
-                record.id, state_text, executor.label, executor.site, tunnel_text,
-                " ".join(blocks.stdout.split()) if blocks.returncode == 0 else "unreachable",
-            )  # fmt: skip
-        if not record.executors:
-            table.add_row(record.id, state_text, "", "", "", "")
+    table = Table(*ExecutorStatus.__dataclass_fields__)
+    for row in statuses():
+        table.add_row(*map(escape, astuple(row)))
     Console().print(table)
 
 

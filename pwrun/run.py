@@ -3,55 +3,76 @@
 from __future__ import annotations
 
 import contextlib
-import re
+import dataclasses
 import runpy
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import parsl
+from parsl import DataFlowKernel
 from parsl.config import Config
 
-from pwrun import state, validation
-from pwrun.console import err
+from pwrun import state
+from pwrun.console import err, error
 from pwrun.errors import InfrastructureError, PwrunError
-from pwrun.parslcfg import local_config
+from pwrun.parslcfg import LOCAL_LABEL, compat, local_config
 from pwrun.parslcfg.executors import LOCAL_SITE, ExecutorSpec, load_executors
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
+from pwrun.parslcfg.workflow import check_labels, merge, summary
 from pwrun.process import Interrupts, ProcessRef
-from pwrun.provision.runner import Inventory, is_on, provision, read_inventory
+from pwrun.provision.inventory import (
+    Inventory,
+    is_on,
+    read_inventory,
+    ssh_target,
+    worker_address,
+)
+from pwrun.provision.ready import ready
 from pwrun.runstate import ExecutorRecord, RunRecord, RunStatus
 from pwrun.transport import tunnel
-from pwrun.transport.ssh import SSHTarget
+from pwrun.transport.ssh import SSHTarget, expand_home
 
 
 @contextlib.contextmanager
-def loaded(config: Config, interrupts: Interrupts) -> Iterator[parsl.DataFlowKernel]:
-    """Load `config` for the workflow; a workflow's own `parsl.load(pwrun.config())` is a no-op."""
-    dfk = parsl.load(config)
-    original_load = parsl.load
+def loaded(
+    config: Config,
+    fresh: Callable[[], Config],
+    source: str,
+    record: RunRecord,
+    interrupts: Interrupts,
+) -> Iterator[list[DataFlowKernel]]:
+    """Serve the workflow's loads: `parsl.load(pwrun.config())`, `parsl.load()` or its first app
+    load `config`; its own `parsl.load(cfg)` loads `config` merged into `cfg` (pwrun.parslcfg.
+    workflow). A load after the workflow cleaned up its DFK gets `fresh()` executors: a shut-down
+    executor does not start again. Yields the DFKs loaded; pwrun cleans up those still loaded."""
+    unused = [config]
 
-    def load_once(given: Config | None = None) -> parsl.DataFlowKernel:
-        if given is None or given is config:
-            return dfk
-        return original_load(given)
+    def build(given: Config | None) -> Config:
+        ours = unused.pop() if unused else fresh()
+        if given is None:
+            return ours
+        merged = merge(given, ours, source)
+        err.print(summary(given, merged, source), highlight=False, markup=False)
+        return merged
+
+    def started(dfk: DataFlowKernel) -> None:
+        """Record the DFK's interchanges, so `pwrun down` can stop them after a kill -9."""
+        record.interchanges += [ProcessRef.of(pid) for pid in compat.interchange_pids(dfk)]
+        record.save()
 
     state.activate(config)
-    parsl.load = load_once
     try:
-        yield dfk
+        with compat.loads_on_demand(config, build, started, interrupts.shielded) as dfks:
+            yield dfks
     finally:
-        with interrupts.shielded():
-            parsl.load = original_load
-            state.activate(None)
-            dfk.cleanup()
-            parsl.clear()
+        state.activate(None)
 
 
-def run_script(path: Path, args: list[str]) -> int:
+def run_script(path: Path, args: list[str], dfks: list[DataFlowKernel]) -> int:
     """Run a Python script as `__main__` and return what its exit status would be."""
     saved_argv, sys.argv = sys.argv, [str(path), *args]
     try:
@@ -61,16 +82,14 @@ def run_script(path: Path, args: list[str]) -> int:
             return exc.code or 0
         print(exc.code, file=sys.stderr)
         return 1
+    except PwrunError:  # pwrun's refusal (a label the run lacks): one line, not the workflow's
+        raise
     except Exception as exc:  # the workflow's own failure: show its traceback, it is user code
         traceback.print_exc()
-        if match := re.search(r"requested invalid executor (\S+)", str(exc)):
-            labels = ", ".join(
-                label for label in parsl.dfk().executors if label != "_parsl_internal"
-            )
-            err.print(
-                f"[bold red]error:[/] an app asked for executor {match[1]!r}, which this run does "
-                f"not have (its labels: {labels}): add it to the executors file",
-                highlight=False,
+        if dfks and (label := compat.invalid_executor(exc)):
+            error(
+                f"an app asked for executor {label!r}, which this run does not have (its labels: "
+                f"{', '.join(compat.executor_labels(dfks[-1]))}): add it to the executors file"
             )
         return 1
     finally:
@@ -80,27 +99,24 @@ def run_script(path: Path, args: list[str]) -> int:
 
 def run_workflow(workflow: Path, args: list[str]) -> int:
     """Run `workflow` on the embedded local site and return its exit code."""
+    source = "the embedded local site (no -e EXECUTORS)"
+    check_labels(workflow, [LOCAL_LABEL], source)
     interrupts = Interrupts()
     interrupts.install()
     record = RunRecord(state.new_run_dir(), str(workflow))
+
+    def fresh() -> Config:
+        return local_config(record.directory)
+
     try:
-        with loaded(local_config(record.directory), interrupts) as dfk:
-            record_interchanges(record, dfk)
-            with record.stage(RunStatus.WORKFLOW):
-                return run_script(workflow, args)
+        with (
+            loaded(fresh(), fresh, source, record, interrupts) as dfks,
+            record.stage(RunStatus.WORKFLOW),
+        ):
+            return run_script(workflow, args, dfks)
     finally:
         with interrupts.shielded():
             record.teardown()
-
-
-def record_interchanges(record: RunRecord, dfk: parsl.DataFlowKernel) -> None:
-    """Record the run's local interchanges, so `pwrun down` can stop them after a kill -9."""
-    record.interchanges = [
-        ProcessRef.of(ex.interchange_proc.pid)
-        for ex in dfk.executors.values()
-        if getattr(ex, "interchange_proc", None)
-    ]
-    record.save()
 
 
 def plan_sites(
@@ -127,6 +143,7 @@ def run_on_sites(
     interrupts.install()
     started = time.perf_counter()
     specs = load_executors(executors_file)
+    check_labels(workflow, specs, str(executors_file))
     remote = {label: spec for label, spec in specs.items() if spec.site != LOCAL_SITE}
     if not remote:
         clusters = Inventory.empty()
@@ -139,23 +156,35 @@ def run_on_sites(
     record = RunRecord(state.new_run_dir(), str(workflow))
     record.timings["inventory"] = round(time.perf_counter() - started, 3)
     try:
-        with record.stage(RunStatus.PROVISION):
-            sites = {spec.site: clusters.ansible_hosts[spec.site] for spec in remote.values()}
-            facts = provision(sites, record.directory) if sites else {}
-        with record.stage(RunStatus.TUNNELS):
-            endpoints = {
-                label: connect(record, label, spec, hosts[spec.site], facts.get(spec.site, {}))
-                for label, spec in remote.items()
-            }
-            cert_dir = make_certificates(record.directory)
-            for endpoint in endpoints.values():
-                copy_certificates(cert_dir, endpoint)
-            config = render(specs, endpoints, record.directory, cert_dir)
-            (record.directory / "config.txt").write_text(repr(config))
-        with loaded(config, interrupts) as dfk:
-            record_interchanges(record, dfk)
+        cert_dir = make_certificates(record.directory)
+        sites = {spec.site: clusters.ansible_hosts[spec.site] for spec in remote.values()}
+        targets = {site: ssh_target(site, hosts[site]) for site in sites}
+        with ThreadPoolExecutor(len(remote) or 1, thread_name_prefix="pwrun-connect") as pool:
+            with record.stage(RunStatus.PROVISION):  # tunnels need no provisioning: they open now
+                opening = {
+                    label: pool.submit(
+                        connect, record, label, spec, targets[spec.site], hosts[spec.site], cert_dir
+                    )
+                    for label, spec in remote.items()
+                }
+                facts, _ = ready(sites, targets, record.directory) if sites else ({}, [])
+            with record.stage(RunStatus.TUNNELS):
+                endpoints = {
+                    label: dataclasses.replace(
+                        future.result(),
+                        worker_init=facts[remote[label].site].get("pwrun_worker_init", ""),
+                    )
+                    for label, future in opening.items()
+                }
+
+        def fresh() -> Config:
+            return render(specs, endpoints, record.directory, cert_dir)
+
+        config = fresh()
+        (record.directory / state.RENDERED_CONFIG).write_text(repr(config))
+        with loaded(config, fresh, str(executors_file), record, interrupts) as dfks:
             with record.stage(RunStatus.WORKFLOW):
-                code = run_script(workflow, args)
+                code = run_script(workflow, args, dfks)
             record.teardown_started = time.perf_counter()  # Parsl's own cleanup counts too
         return code
     finally:
@@ -171,56 +200,32 @@ def run_on_sites(
             raise InfrastructureError("teardown incomplete: " + "; ".join(problems))
 
 
-def ssh_target(site: str, hostvars: dict[str, Any]) -> SSHTarget:
-    """How pwrun reaches a site's login node, from its Ansible connection variables."""
-    try:
-        return SSHTarget.from_ansible(
-            hostvars["ansible_host"],
-            hostvars.get("ansible_user"),
-            hostvars.get("ansible_port"),
-            hostvars.get("ansible_ssh_private_key_file"),
-            hostvars.get("ansible_ssh_common_args", ""),
-        )
-    except KeyError:
-        raise PwrunError(f"inventory host {site}: no ansible_host") from None
-    except PwrunError as exc:
-        raise PwrunError(f"inventory host {site}: {exc}") from None
-
-
-def worker_address(site: str, hostvars: dict[str, Any]) -> str:
-    """The login node's address as compute nodes reach it: an IP (Parsl's `-a` takes IPs)."""
-    for field in ("pwrun_private_address", "ansible_host"):
-        value = hostvars.get(field)
-        if not value:
-            continue
-        try:
-            return validation.ip_address(str(value))
-        except ValueError:
-            raise PwrunError(
-                f"inventory host {site}: {field}: {value!r} is not an IP address; set "
-                "pwrun_private_address to the login node's internal IP (what compute nodes reach)"
-            ) from None
-    raise PwrunError(f"inventory host {site}: no ansible_host")
-
-
 def connect(
-    record: RunRecord, label: str, spec: ExecutorSpec, hostvars: dict[str, Any], facts: dict
+    record: RunRecord,
+    label: str,
+    spec: ExecutorSpec,
+    target: SSHTarget,
+    hostvars: dict[str, Any],
+    cert_dir: Path,
 ) -> SiteEndpoint:
-    """Open one executor's tunnel and make its remote run directory, recording both first."""
-    target = ssh_target(spec.site, hostvars)
+    """Open one executor's tunnel and give its remote run directory the run's worker keys,
+    recording both before they exist. Executors connect at once, one thread each, while their
+    sites are provisioned (the endpoint's worker_init comes from that, afterwards)."""
     home = target.run("echo $HOME").stdout.strip()
-    base = home + spec.run_dir[1:] if spec.run_dir.startswith("~") else spec.run_dir  # ~ or ~/
+    base = expand_home(spec.run_dir, home)
     address = worker_address(spec.site, hostvars)
     executor = ExecutorRecord(
         label, spec.site, target, f"{base}/{record.id}/{label}", f"{record.id}-{label}"
     )
     record.add(executor)
     opened, _ = tunnel.ensure(executor.tunnel, target, tunnel.free_loopback_port(), address)
-    return SiteEndpoint(
+    endpoint = SiteEndpoint(
         ssh=target,
         internal_address=address,
         local_port=opened.local_port,
         remote_port=opened.remote_port,
         remote_dir=executor.remote_dir,
-        worker_init=facts.get("pwrun_worker_init", ""),
+        worker_init="",
     )
+    copy_certificates(cert_dir, endpoint)
+    return endpoint

@@ -11,8 +11,10 @@ import contextlib
 import json
 import posixpath
 import shlex
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -25,7 +27,8 @@ from pwrun.process import ProcessRef
 from pwrun.transport import tunnel
 from pwrun.transport.ssh import SSHTarget
 
-RECORD = "run.json"
+RECORD = state.RUN_RECORD
+_SAVING = threading.Lock()
 
 
 class RunStatus(StrEnum):
@@ -93,6 +96,10 @@ class RunRecord:
         return self.directory.name
 
     def save(self) -> None:
+        with _SAVING:  # executors connect in threads of their own
+            self._write()
+
+    def _write(self) -> None:
         data = asdict(self)
         data["directory"] = str(self.directory)
         del data["teardown_started"]
@@ -100,8 +107,9 @@ class RunRecord:
 
     def add(self, executor: ExecutorRecord) -> None:
         """Record an executor before its tunnel or remote files exist."""
-        self.executors.append(executor)
-        self.save()
+        with _SAVING:
+            self.executors.append(executor)
+            self._write()
 
     def set_status(self, status: RunStatus) -> None:
         self.status = status
@@ -152,6 +160,10 @@ class RunRecord:
         """True while the pwrun process that made this run is still running it."""
         return self.process.alive()
 
+    def state_text(self) -> str:
+        """Its status, marked `(dead)` when the pwrun process that ran it is gone."""
+        return self.status.value if self.process_alive() else f"{self.status.value} (dead)"
+
     def teardown(self) -> list[str]:
         """Undo everything recorded; return one message per site that could not be cleaned."""
         start = self.teardown_started or time.perf_counter()
@@ -166,6 +178,49 @@ class RunRecord:
         self.timings["teardown"] = round(time.perf_counter() - start, 3)
         self.set_status(RunStatus.TEARDOWN_FAILED if problems else RunStatus.DOWN)
         return problems
+
+
+@dataclass(frozen=True)
+class ExecutorStatus:
+    """One executor of a run that is not torn down, as `pwrun status` shows it."""
+
+    run: str
+    state: str
+    executor: str  # its label
+    site: str
+    tunnel: str
+    blocks: str
+
+
+def statuses(ssh_timeout: float = 10) -> list[ExecutorStatus]:
+    """Every executor of every run not torn down: its tunnel, and its Slurm jobs as the site
+    lists them (asked of all sites at once; an unreachable one says so within `ssh_timeout`)."""
+    runs = [record for record in all_runs() if record.status is not RunStatus.DOWN]
+    executors = [(record, executor) for record in runs for executor in record.executors]
+
+    def blocks(executor: ExecutorRecord) -> str:
+        try:
+            listed = executor.ssh.run(
+                executor.blocks_command("list"), timeout=ssh_timeout, check=False
+            )
+        except InfrastructureError:
+            return "unreachable"
+        return " ".join(listed.stdout.split()) if listed.returncode == 0 else "unreachable"
+
+    with ThreadPoolExecutor(max_workers=min(len(executors), 16) or 1) as pool:
+        listed = list(pool.map(blocks, [executor for _, executor in executors]))
+    rows = []
+    for (record, executor), jobs in zip(executors, listed, strict=True):
+        opened = tunnel.load(executor.tunnel)
+        where = f"{opened.remote_address}:{opened.remote_port}" if opened and opened.alive() else ""
+        rows.append(ExecutorStatus(record.id, record.state_text(), executor.label, executor.site,
+                                   where or "closed", jobs))  # fmt: skip
+    rows += [
+        ExecutorStatus(record.id, record.state_text(), "", "", "", "")
+        for record in runs
+        if not record.executors
+    ]
+    return rows
 
 
 def all_runs() -> list[RunRecord]:

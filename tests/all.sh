@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh Debian 12 machine: installs what it needs, then runs pytest.
+# The whole test suite on a fresh Debian 12 machine: installs what it needs, lints (ruff, mypy,
+# ansible-lint), then runs pytest.
 # Lab tests (simulated Slurm sites in network namespaces) need root; as another user they skip.
 # Extra arguments go to pytest, e.g. `bash tests/all.sh -m "not lab"` for the fast tests alone.
 set -euo pipefail
@@ -22,4 +23,10 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# Lint first: a red lint fails the suite as a failing test would.
+python3 -m ruff check .
+python3 -m ruff format --check .
+python3 -m mypy
+ansible-lint -q
 python3 -m pytest "$@"

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from parsl.config import Config
 from parsl.executors import HighThroughputExecutor
 from parsl.providers import LocalProvider
 
+from pwrun import state
+from pwrun.parslcfg.compat import INTERCHANGE_LAUNCH_CMD
+
 LOCAL_LABEL = "local"
-# Parsl starts the interchange in pwrun's process group, where a terminal's Ctrl-C (sent to the
-# whole group) would kill it before pwrun's teardown. It gets a session of its own instead;
-# Parsl still stops it at cleanup (same pid: setsid, then exec).
-INTERCHANGE_LAUNCH_CMD = (
-    sys.executable, "-c", "import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])",
-    "interchange.py",
-)  # fmt: skip
+# Parsl submits a new executor's init_blocks at its strategy's next tick: a short period gets
+# the first workers going sooner. A tick is local work (Slurm is asked at most once per the
+# provider's status_polling_interval), so it stays cheap.
+STRATEGY_PERIOD = 0.2
 
 
 def local_executor(
@@ -40,4 +39,8 @@ def local_executor(
 
 def local_config(run_dir: Path) -> Config:
     """The embedded default: one local executor, labelled 'local'."""
-    return Config(executors=[local_executor()], run_dir=str(run_dir / "runinfo"), strategy_period=1)
+    return Config(
+        executors=[local_executor()],
+        run_dir=str(run_dir / state.PARSL_DIR),
+        strategy_period=STRATEGY_PERIOD,
+    )

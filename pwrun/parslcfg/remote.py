@@ -1,26 +1,25 @@
 """Parsl providers whose scheduler lives on a login node reached over ssh.
 
-Current Parsl runs sbatch/squeue/scancel locally through ``ClusterProvider.execute_wait``.
-``RemoteSchedulerMixin`` sends those commands over a shared ssh connection instead, and writes
-submit scripts on the login node, so Parsl's own scaling (init/min/max_blocks, parallelism)
-works unchanged. Mix it in before a Parsl cluster provider, as `RemoteSlurmProvider` does.
+Current Parsl runs sbatch/squeue/scancel locally. ``RemoteSchedulerMixin`` sends those commands
+over a shared ssh connection instead, and writes submit scripts on the login node, so Parsl's
+own scaling (init/min/max_blocks, parallelism) works unchanged. Mix it in before a Parsl cluster
+provider, as `RemoteSlurmProvider` does.
 """
 
 from __future__ import annotations
 
 import posixpath
 from pathlib import Path
-from string import Template
 from typing import Any
 
 from parsl.providers import SlurmProvider
-from parsl.providers.errors import SchedulerMissingArgs
 
 from pwrun.errors import InfrastructureError
+from pwrun.parslcfg.compat import SchedulerSeams
 from pwrun.transport.ssh import SSHTarget
 
 
-class RemoteSchedulerMixin:
+class RemoteSchedulerMixin(SchedulerSeams):
     """Run a cluster provider's scheduler commands on a login node over ssh.
 
     Parsl sets ``script_dir`` to a local directory; submit scripts, and the job output paths
@@ -40,23 +39,15 @@ class RemoteSchedulerMixin:
         """Rewrite paths under the local script_dir (set by Parsl) to the login node's."""
         return text.replace(self.script_dir, self.remote_script_dir) if self.script_dir else text
 
-    def execute_wait(self, cmd: str, timeout: float | None = None) -> tuple[int, str, str]:
+    def scheduler_command(self, cmd: str, timeout: float) -> tuple[int, str, str]:
         try:
-            proc = self.ssh.run(
-                self.to_remote(cmd), timeout=timeout or self.cmd_timeout, check=False
-            )
-        except InfrastructureError as exc:  # a timeout: report it as Parsl expects
+            proc = self.ssh.run(self.to_remote(cmd), timeout=timeout, check=False)
+        except InfrastructureError as exc:  # a timeout
             return -1, "", str(exc)
         return proc.returncode, proc.stdout, proc.stderr
 
-    def _write_submit_script(
-        self, template: str, script_filename: str, job_name: str, configs: dict[str, Any]
-    ) -> None:
+    def write_script(self, script_filename: str, script: str) -> None:
         """Keep the script in the run directory and write it, paths rewritten, on the site."""
-        try:
-            script = Template(template).substitute(jobname=job_name, **configs)
-        except KeyError as exc:
-            raise SchedulerMissingArgs(exc.args, self.label) from None
         Path(script_filename).write_text(script)
         self.ssh.write_file(self.to_remote(script_filename), self.to_remote(script), mode="700")
 

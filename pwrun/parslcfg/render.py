@@ -11,15 +11,20 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-import zmq
-import zmq.auth
 from parsl.config import Config
 from parsl.curvezmq import create_certificates
 from parsl.executors import HighThroughputExecutor
-from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 
-from pwrun.errors import InfrastructureError
-from pwrun.parslcfg import INTERCHANGE_LAUNCH_CMD, local_executor
+from pwrun import state
+from pwrun.parslcfg import STRATEGY_PERIOD, local_executor
+from pwrun.parslcfg.compat import (
+    CLIENT_KEY,
+    INTERCHANGE_LAUNCH_CMD,
+    SERVER_KEY,
+    site_server_key,
+    use_certificates,
+    worker_launch_cmd,
+)
 from pwrun.parslcfg.executors import LOCAL_SITE, ExecutorSpec
 from pwrun.parslcfg.remote import RemoteSlurmProvider
 from pwrun.transport.ssh import SSHTarget
@@ -35,22 +40,6 @@ class SiteEndpoint:
     remote_port: int  # the tunnel's port on the login node's internal address
     remote_dir: str  # this executor's directory on the site (absolute), removed at teardown
     worker_init: str  # activates the provisioned env
-
-
-def worker_launch_cmd(site: SiteEndpoint, remote_cert_dir: str) -> str:
-    """Parsl's worker command, pointed at the tunnel's end and the site's copy of the certs."""
-    replacements = {
-        "-a {addresses}": f"-a {site.internal_address}",
-        "--port={worker_port}": f"--port={site.remote_port}",
-        "--cert_dir {cert_dir}": f"--cert_dir {shlex.quote(remote_cert_dir)}",
-        "--logconf={logconf}": "--logconf=None",
-    }
-    cmd = DEFAULT_LAUNCH_CMD
-    for old, new in replacements.items():
-        if old not in cmd:
-            raise InfrastructureError(f"this Parsl's worker command has no {old!r}: unsupported")
-        cmd = cmd.replace(old, new)
-    return cmd
 
 
 def site_executor(
@@ -78,7 +67,7 @@ def site_executor(
         label=label,
         address="127.0.0.1",
         worker_port=site.local_port,
-        launch_cmd=worker_launch_cmd(site, remote_cert_dir),
+        launch_cmd=worker_launch_cmd(site.internal_address, site.remote_port, remote_cert_dir),
         cores_per_worker=spec.cores_per_worker,
         max_workers_per_node=spec.max_workers_per_node,
         worker_logdir_root=f"{site.remote_dir}/worker_logs",
@@ -86,7 +75,7 @@ def site_executor(
         encrypted=True,
         interchange_launch_cmd=list(INTERCHANGE_LAUNCH_CMD),
     )
-    executor.cert_dir = cert_dir
+    use_certificates(executor, cert_dir)
     return executor
 
 
@@ -101,20 +90,11 @@ def make_certificates(run_dir: Path) -> Path:
 def site_certificates(cert_dir: Path) -> dict[str, str]:
     """The key files a site's workers need: the client's key pair and the server's PUBLIC key.
 
-    The interchange's secret key never leaves the workstation. Parsl's loader insists on a
-    secret-key line in server.key_secret (it uses only the public one), so the site's copy
-    carries a throwaway key made here and used nowhere.
+    The interchange's secret key never leaves the workstation.
     """
-    server_public, _ = zmq.auth.load_certificate(cert_dir / "server.key_secret")
-    _, throwaway = zmq.curve_keypair()
-    server = (
-        "# the run's server public key; the secret key is a throwaway, not the server's\n"
-        f'metadata\ncurve\n    public-key = "{server_public.decode()}"\n'
-        f'    secret-key = "{throwaway.decode()}"\n'
-    )
     return {
-        "client.key_secret": (cert_dir / "client.key_secret").read_text(),
-        "server.key_secret": server,
+        CLIENT_KEY: (cert_dir / CLIENT_KEY).read_text(),
+        SERVER_KEY: site_server_key(cert_dir),
     }
 
 
@@ -140,6 +120,6 @@ def render(
             else site_executor(label, spec, sites[label], str(cert_dir))
             for label, spec in specs.items()
         ],
-        run_dir=str(run_dir / "runinfo"),
-        strategy_period=1,
+        run_dir=str(run_dir / state.PARSL_DIR),
+        strategy_period=STRATEGY_PERIOD,
     )

@@ -7,62 +7,26 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import ansible_runner
-import yaml
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from pwrun import state
 from pwrun.console import warn
-from pwrun.errors import InfrastructureError, PwrunError
+from pwrun.errors import InfrastructureError
 from pwrun.process import signals_deferred
+from pwrun.provision.content import CONTENT, allowed_env, ansible_env
 
-
-def content_dir() -> Path:
-    """Where site.yml, roles/, playbooks/ and ansible.cfg are: the source tree, else the install."""
-    for candidate in (Path(__file__).resolve().parents[2], Path(sys.prefix) / "share" / "pwrun"):
-        if (candidate / "site.yml").is_file():
-            return candidate
-    raise PwrunError(f"pwrun's Ansible content (site.yml, roles) is missing from {sys.prefix}")
-
-
-CONTENT = content_dir()
-# What Ansible may see of pwrun's environment: an allow-list (a deny-list by name misses
-# PW_AUTH, SSHPASS, DATABASE_URL...). ansible-runner records Ansible's environment in its
-# artifacts, so nothing else may reach it.
-ENV_ALLOWED = frozenset({
-    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "LANGUAGE", "TZ", "TMPDIR",
-    "SSH_AUTH_SOCK", "VIRTUAL_ENV", "PYTHONPATH", "XDG_CONFIG_HOME", "XDG_CACHE_HOME",
-    "XDG_RUNTIME_DIR", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
-    "NO_PROXY", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CERT",
-    "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR",
-})  # fmt: skip
-ENV_ALLOWED_PREFIXES = ("LC_", "ANSIBLE_")
+# pwrun opens its own tunnels (one per executor) and never edits ~/.ssh.
+SKIP_TAGS = "tunnel,ssh_access"
 # Connection passwords: pwrun's ssh is key-only (BatchMode), so they never go into its files.
 PASSWORD_VAR = re.compile(r"ansible_(\w+_)?(pass|password|passphrase)$")
-# How ansible-inventory says that a plugin could not read a source.
-FAILED_WITH = re.compile(r"^\[WARNING\]: Failed to parse inventory with '([\w.]+)' plugin: (.*)$")
-PLUGIN_PREFERENCE = ("pwrun", "auto", "yaml", "ini", "host_list")
-PARSE_NOISE = ("[WARNING]: Unable to parse ", "[WARNING]: No inventory was parsed")
-
-
-def ansible_env() -> dict[str, str]:
-    """Environment for Ansible: the project's ansible.cfg, roles and plugins, pwrun's state dir."""
-    return {
-        "ANSIBLE_CONFIG": str(CONTENT / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(CONTENT / "roles"),
-        "ANSIBLE_INVENTORY_PLUGINS": str(CONTENT / "inventory_plugins"),
-        "PWRUN_HOME": str(state.home()),
-    }
 
 
 def close_control_masters(control_dir: Path) -> None:
@@ -72,103 +36,6 @@ def close_control_masters(control_dir: Path) -> None:
             ["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "pwrun-control-master"],
             capture_output=True, timeout=10,
         )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Inventory:
-    """An Ansible inventory as pwrun reads it, in two views of the same hosts.
-
-    `hosts` has plain values for pwrun's own logic. `ansible_hosts` is ansible-inventory's own
-    JSON, in which values that came from APIs are still marked unsafe
-    (``{"__ansible_unsafe": ...}``): only that view is ever handed back to Ansible, so API data
-    is never templated.
-    """
-
-    path: Path | None
-    hosts: dict[str, dict[str, Any]]
-    ansible_hosts: dict[str, dict[str, Any]]
-
-    @classmethod
-    def empty(cls) -> Inventory:
-        """No clusters: a run whose labels are all on the local site."""
-        return cls(None, {}, {})
-
-
-def read_inventory(path: Path) -> Inventory:
-    """Every host of an Ansible inventory (any source, the pwrun plugin too) with its hostvars.
-
-    A source no plugin can read, or that a plugin fails on, is an error naming the file and
-    the plugin's reason; the plugins' warnings (a failing API source, say) are shown.
-    """
-    path = path.expanduser().resolve()
-    if not path.exists():
-        raise PwrunError(f"{path}: inventory not found")
-    _check_plugin_file_name(path)
-    proc = subprocess.run(
-        ["ansible-inventory", "-i", str(path), "--list"],
-        capture_output=True, text=True, cwd=CONTENT,
-        env={**os.environ, **ansible_env(), "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "True"},
-    )  # fmt: skip
-    causes: dict[str, str] = {}
-    for line in proc.stderr.splitlines():
-        if failed := FAILED_WITH.match(line):
-            causes[failed[1]] = failed[2]
-        elif line.startswith("[WARNING]: ") and not line.startswith(PARSE_NOISE):
-            warn(f"{path}: {line.removeprefix('[WARNING]: ')}")
-    if proc.returncode != 0:
-        cause = next((causes[p] for p in PLUGIN_PREFERENCE if p in causes), None)
-        errors = [line for line in proc.stderr.splitlines() if line.startswith("[ERROR]")]
-        detail = cause or (errors[-1].removeprefix("[ERROR]: ") if errors else "unreadable")
-        raise PwrunError(f"{path}: {detail}")
-    try:
-        hostvars = json.loads(proc.stdout)["_meta"]["hostvars"]
-    except (ValueError, KeyError, TypeError):
-        raise PwrunError(f"{path}: ansible-inventory gave no host variables") from None
-    return Inventory(path, {host: unwrap(v) for host, v in hostvars.items()}, hostvars)
-
-
-def chosen_sites(inventory: Inventory, limit: list[str] | None) -> dict[str, dict[str, Any]]:
-    """The clusters `pwrun provision` makes ready, in Ansible's view: those named in `limit`,
-    else every one that is on."""
-    unknown = sorted(set(limit or ()) - set(inventory.hosts))
-    if unknown:
-        raise PwrunError(f"{inventory.path}: no cluster {', '.join(unknown)} in the inventory")
-    chosen = limit or [host for host, facts in inventory.hosts.items() if is_on(facts)]
-    if not chosen:
-        known = ", ".join(sorted(inventory.hosts)) or "none"
-        raise PwrunError(f"{inventory.path}: no cluster is on (clusters: {known})")
-    return {host: inventory.ansible_hosts[host] for host in chosen}
-
-
-def is_on(hostvars: dict[str, Any]) -> bool:
-    """A cluster is on unless its inventory says otherwise (`pwrun_status`)."""
-    return hostvars.get("pwrun_status", "on") == "on"
-
-
-def _check_plugin_file_name(path: Path) -> None:
-    """A `plugin: pwrun` file not named *pwrun.yml is skipped by the plugin: say so."""
-    if path.is_dir() or path.name.endswith(("pwrun.yml", "pwrun.yaml")):
-        return
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return  # not ours to judge: ansible-inventory names the problem
-    if isinstance(data, dict) and data.get("plugin") == "pwrun":
-        raise PwrunError(
-            f"{path}: a file for the pwrun inventory plugin must be named *.pwrun.yml "
-            "(e.g. clusters.pwrun.yml)"
-        )
-
-
-def unwrap(value: Any) -> Any:
-    """ansible-core marks API strings unsafe ({"__ansible_unsafe": s}); give plain values."""
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return value["__ansible_unsafe"]
-        return {k: unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v) for v in value]
-    return value
 
 
 def without_passwords(host: str, hostvars: dict[str, Any]) -> dict[str, Any]:
@@ -188,21 +55,6 @@ def write_snapshot(hostvars: dict[str, dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def allowed_env(env: dict[str, str], added: dict[str, str]) -> dict[str, str]:
-    """The environment Ansible gets: what pwrun and ansible-runner set (`added`), plus the
-    allow-listed variables of `env`, minus any URL that carries a password."""
-
-    def allowed(name: str, value: str) -> bool:
-        if name not in ENV_ALLOWED and not name.startswith(ENV_ALLOWED_PREFIXES):
-            return False
-        try:
-            return urlsplit(value).password is None
-        except ValueError:
-            return False
-
-    return {**{k: v for k, v in env.items() if allowed(k, v)}, **added}
-
-
 class Progress:
     """A live table, one row per cluster: its current task and counts, built from runner events."""
 
@@ -216,7 +68,8 @@ class Progress:
     def table(self) -> Table:
         table = Table("cluster", "task", "ok", "changed", "failed", title="provisioning")
         for host, row in self.rows.items():
-            table.add_row(host, row["task"], str(row["ok"]), str(row["changed"]), row["failed"])
+            cause = row["failed"] if len(row["failed"]) <= 120 else row["failed"][:117] + "..."
+            table.add_row(host, row["task"], str(row["ok"]), str(row["changed"]), cause)
         return table
 
     def __call__(self, event: dict[str, Any]) -> bool:
@@ -241,9 +94,14 @@ class Progress:
 
 
 def failure_message(data: dict[str, Any]) -> str:
+    """Why a task failed on a host, without Ansible's wrapping ("Task failed: Finalization of
+    task args for ... failed: ..."): pwrun's own errors start with the host's name."""
     res = data.get("res", {})
-    message = res.get("msg") or res.get("stderr") or "failed"
-    return str(message).strip().splitlines()[-1][:200]
+    lines = str(res.get("msg") or res.get("stderr") or "failed").strip().splitlines() or ["failed"]
+    message, host = lines[-1], f"{data.get('host')}: "
+    if host in message:
+        return message[message.rindex(host) + len(host) :]
+    return message.rsplit(" failed: ", 1)[-1] if message.startswith("Task failed: ") else message
 
 
 def provision(
@@ -258,7 +116,7 @@ def provision(
     """
     hosts = sorted(hostvars)
     progress = Progress(hosts, Console(stderr=True))
-    private_dir = run_dir / "ansible"
+    private_dir = run_dir / state.ANSIBLE_DIR
     private_dir.mkdir(mode=0o700)
     inventory = write_snapshot(hostvars, private_dir / "inventory.json")
     # This run's own shared connections (an address may be reused by another cluster), under a
@@ -276,12 +134,13 @@ def provision(
                 cancel_callback=interrupted.is_set,
                 quiet=True,
                 suppress_env_files=True,
-                skip_tags="tunnel,ssh_access",
+                skip_tags=SKIP_TAGS,
             )
             env = dict(os.environ)
             runner.config.env = allowed_env(
                 env, {k: v for k, v in runner.config.env.items() if env.get(k) != v}
             )
+            runner.config.pexpect_timeout = 0.5  # how often runner asks cancel_callback
             runner.run()
             result = runner
     finally:

@@ -158,6 +158,16 @@ class SSHTarget:
             )
 
 
+def expand_home(path: str, home: str) -> str:
+    """A site path with a leading `~` (or `~/`) made absolute, given the site user's home."""
+    return home + path[1:] if path == "~" or path.startswith("~/") else path
+
+
+def shell_path(path: str) -> str:
+    """A site path as one shell word: quoted, a leading `~/` left for the site's shell."""
+    return '"$HOME"/' + shlex.quote(path[2:]) if path.startswith("~/") else shlex.quote(path)
+
+
 def last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "(no message)"

@@ -47,6 +47,18 @@ class Tunnel:
         """True while its ssh process runs (the relay lives exactly as long)."""
         return self.process.alive()
 
+    def serves(
+        self, host: str, local_port: int, remote_address: str, remote_port: int | None = None
+    ) -> bool:
+        """Alive and already what was asked for (`remote_port` None: any port will do)."""
+        return (
+            self.alive()
+            and self.host == host
+            and self.local_port == local_port
+            and self.remote_address == remote_address
+            and remote_port in (None, self.remote_port)
+        )
+
     def close(self) -> None:
         """Stop the ssh process (the relay follows) and forget the tunnel."""
         self.process.stop()
@@ -98,14 +110,7 @@ def ensure(
     Returns the tunnel and whether anything changed.
     """
     current = load(name)
-    if (
-        current
-        and current.alive()
-        and current.host == target.host
-        and current.local_port == local_port
-        and current.remote_address == remote_address
-        and remote_port in (None, current.remote_port)
-    ):
+    if current and current.serves(target.host, local_port, remote_address, remote_port):
         return current, False
     if current:
         current.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pwrun.provision.runner import unwrap
+from pwrun.provision.inventory import unwrap
 from tests.emulators.pw_api import PwApiEmulator, pw_cluster
 
 REPO = Path(__file__).resolve().parents[2]

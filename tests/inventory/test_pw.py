@@ -260,12 +260,12 @@ def test_trickling_answer_is_cut_at_the_deadline(pw_api: PwApiEmulator, pw_env) 
         f"inventory source 'pw': GET {pw_api.url}/api/compute/clusters: no complete answer "
         "within 1 s (option 'deadline')"
     )
-    assert 1 <= took < 1.5
+    assert 1 <= took < 4  # the deadline, with room for a loaded machine
     for _ in range(40):  # the emulator notices at its next write
         if pw_api.hangups:
             break
         time.sleep(0.05)
-    assert pw_api.hangups and pw_api.hangups[0] - started < 1.5
+    assert pw_api.hangups and pw_api.hangups[0] - started < 4
 
 
 def test_retries_stop_at_the_deadline(pw_api: PwApiEmulator, pw_env) -> None:
@@ -274,5 +274,5 @@ def test_retries_stop_at_the_deadline(pw_api: PwApiEmulator, pw_env) -> None:
     started = time.monotonic()
     message = failure(deadline=0.5, retries=5)
     assert "no complete answer within 0.5 s (option 'deadline')" in message
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5  # not the 20 s Retry-After
     assert pw_api.hits["/api/compute/clusters"] == 1  # the wait for Retry-After hit the deadline

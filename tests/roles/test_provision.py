@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pwrun.cluster import hostkeys, pyenv, slurm
 from pwrun.errors import PwrunError
-from pwrun.provision import pyenv, slurm, sshconf
 from pwrun.transport.ssh import SSHTarget
 
 SINFO = "compute*|2|2|up\ngpu|4+|1|up\ndebug|8|3|down\n"
@@ -75,9 +75,9 @@ def test_pinned_keys_come_from_known_hosts_hashed_or_not(tmp_path: Path) -> None
     known = tmp_path / "known_hosts"
     known.write_text(f"10.0.0.7 {pub}\n[10.0.0.8]:2222 {pub}\n")
     subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(known)], check=True, capture_output=True)
-    assert sshconf.pinned_keys("10.0.0.7", str(known)) == [pub]
-    assert sshconf.pinned_keys("10.0.0.8", str(known), 2222) == [pub]
-    assert sshconf.pinned_keys("10.0.0.9", str(known)) == []
-    assert sshconf.pinned_keys("10.0.0.7", None) == []
+    assert hostkeys.pinned_keys("10.0.0.7", str(known)) == [pub]
+    assert hostkeys.pinned_keys("10.0.0.8", str(known), 2222) == [pub]
+    assert hostkeys.pinned_keys("10.0.0.9", str(known)) == []
+    assert hostkeys.pinned_keys("10.0.0.7", None) == []
     args = f"-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes"
-    assert sshconf.known_hosts_file_from_args(args) == str(known)
+    assert hostkeys.known_hosts_file_from_args(args) == str(known)

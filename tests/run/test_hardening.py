@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from pwrun.process import ProcessRef
-from pwrun.provision.runner import allowed_env, read_inventory, unwrap, write_snapshot
+from pwrun.provision.content import allowed_env
+from pwrun.provision.inventory import read_inventory, unwrap
+from pwrun.provision.runner import write_snapshot
 from tests.emulators.pw_api import PwApiEmulator, pw_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,13 +80,15 @@ def test_api_values_are_never_templated_in_the_provisioning_snapshot(
 
 
 def test_ansible_gets_an_allow_listed_environment() -> None:
-    env = {
+    kept = {
         "PATH": "/usr/bin",
         "HOME": "/home/u",
         "LC_ALL": "C.UTF-8",
         "ANSIBLE_FORKS": "4",
         "SSH_AUTH_SOCK": "/tmp/agent",
         "https_proxy": "http://proxy:3128",
+    }
+    dropped = {
         "HTTP_PROXY": "http://user:hunter2@proxy:3128",
         "PIP_INDEX_URL": "https://u:tok@pypi.internal/simple",
         "PW_AUTH": "pwt_secret",
@@ -94,17 +98,8 @@ def test_ansible_gets_an_allow_listed_environment() -> None:
         "AWS_SECRET_ACCESS_KEY": "x",
         "MY_OWN_VAR": "y",
     }
-    given = allowed_env(env, {"ANSIBLE_CONFIG": "/x/ansible.cfg", "JOB_ID": "1"})
-    assert given == {
-        "PATH": "/usr/bin",
-        "HOME": "/home/u",
-        "LC_ALL": "C.UTF-8",
-        "ANSIBLE_FORKS": "4",
-        "SSH_AUTH_SOCK": "/tmp/agent",
-        "https_proxy": "http://proxy:3128",
-        "ANSIBLE_CONFIG": "/x/ansible.cfg",
-        "JOB_ID": "1",
-    }
+    added = {"ANSIBLE_CONFIG": "/x/ansible.cfg", "JOB_ID": "1"}
+    assert allowed_env({**kept, **dropped}, added) == {**kept, **added}
 
 
 def test_connection_passwords_stay_out_of_the_snapshot(
@@ -208,7 +203,7 @@ def test_bad_site_settings_fail_before_anything_is_made(
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_group_signal_tears_a_local_run_down_within_seconds(tmp_path: Path, signum: int) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pwrun.cli", "run", str(WORKFLOWS / "local_slow.py")],
+        [sys.executable, "-m", "pwrun.cli", "run", str(WORKFLOWS / "slow.py"), "local"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
         env={**os.environ, "PWRUN_HOME": str(tmp_path / "state")},
         start_new_session=True,  # pwrun leads its group, as a shell's foreground job does

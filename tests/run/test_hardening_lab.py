@@ -11,28 +11,33 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pwrun.cluster.pyenv import workstation_parsl
 from pwrun.lab import Lab
 from tests.run.test_run_lab import ROOT, assert_nothing_left, pwrun, pwrun_env
 
 pytestmark = pytest.mark.lab
 
 
-def test_concurrent_runs_build_a_missing_env_once(lab: Lab, tmp_path: Path) -> None:
-    assert lab.ssh("site-b", "rm -rf ~/.pwrun/envs").returncode == 0
+def test_an_env_build_waits_for_the_sites_lock(lab: Lab, tmp_path: Path) -> None:
+    """Another run holding the site's env lock (as a concurrent build does) holds this one."""
+    env = f"~/.pwrun/envs/parsl-{workstation_parsl()}"
     command = [sys.executable, "-m", "pwrun.cli", "provision", "-i", str(lab.inventory),
                "-l", "site-b"]  # fmt: skip
-    homes = [tmp_path / "one", tmp_path / "two"]
-    procs = []
-    for home in homes:
-        home.mkdir()
-        procs.append(subprocess.Popen(command, cwd=home, env=pwrun_env(home), text=True,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))  # fmt: skip
-    outcomes = [(proc.communicate(timeout=600)[1], proc.returncode) for proc in procs]
-    assert [code for _, code in outcomes] == [0, 0], outcomes
-    check = lab.ssh("site-b", "~/.pwrun/envs/parsl-*/bin/python -c 'import parsl; print(1)'")
+    warm = subprocess.run(command, cwd=tmp_path, env=pwrun_env(tmp_path), capture_output=True)
+    assert warm.returncode == 0, warm.stderr  # the wheelhouse is cached on the workstation
+    assert lab.ssh("site-b", "rm -rf ~/.pwrun/envs && mkdir -p ~/.pwrun/envs").returncode == 0
+    hold = f"echo held; sleep 8; test -e {env}/bin && echo built || echo waited"
+    holder = subprocess.Popen(
+        ["ssh", "-F", str(lab.ssh_config), "site-b", f"flock {env}.lock sh -c '{hold}'"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    proc = subprocess.run(command, cwd=tmp_path, env=pwrun_env(tmp_path), capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert holder.communicate(timeout=60)[0].strip() == "waited", "the env was built under a lock"
+    check = lab.ssh("site-b", f"{env}/bin/python -c 'import parsl; print(1)'")
     assert check.stdout.strip() == "1", check.stderr
-    built = lab.ssh("site-b", "ls -A ~/.pwrun/envs")
-    assert ".partial" not in built.stdout
 
 
 def test_a_private_address_not_on_the_login_node_is_named(lab: Lab, tmp_path: Path) -> None:

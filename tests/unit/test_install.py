@@ -26,7 +26,7 @@ def test_installed_pwrun_works_outside_the_source_tree(tmp_path: Path) -> None:
     version = subprocess.run([venv / "bin/pwrun", "--version"], capture_output=True, text=True)
     assert version.stdout.startswith("pwrun ")
     content = subprocess.run(
-        [venv / "bin/python", "-c", "from pwrun.provision.runner import CONTENT; print(CONTENT)"],
+        [venv / "bin/python", "-c", "from pwrun.provision.content import CONTENT; print(CONTENT)"],
         capture_output=True, text=True, cwd=tmp_path,
     )  # fmt: skip
     installed = Path(content.stdout.strip())

@@ -173,3 +173,26 @@ def test_down_leaves_a_live_run_alone(home: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert f"is still running (pid {os.getpid()}): left alone" in proc.stderr.replace("\n", "")
     assert RunRecord.load(record.directory).status is RunStatus.STARTING  # type: ignore[union-attr]
+
+
+def test_status_marks_an_unreachable_site_and_answers_in_bounded_time(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ssh seam is mocked: site 10.0.0.3 never answers; the other lists a job."""
+    from pwrun.errors import InfrastructureError
+    from pwrun.runstate import statuses
+
+    def run(self: SSHTarget, command: str, timeout: float = 60, **kw: object):
+        if self.host == "10.0.0.3":
+            time.sleep(0.2)
+            raise InfrastructureError(f"{self.host}: command timed out after {timeout:g}s")
+        return subprocess.CompletedProcess([], 0, "4242\n", "")
+
+    monkeypatch.setattr(SSHTarget, "run", run)
+    record = make_run(home)
+    record.add(ExecutorRecord("gpu", "site-b", SSHTarget("10.0.0.3"), "/r/x/gpu", "x-gpu"))
+    started = time.monotonic()
+    rows = {row.executor: row for row in statuses(ssh_timeout=1)}
+    assert time.monotonic() - started < 1
+    assert rows["map"].blocks == "4242" and rows["gpu"].blocks == "unreachable"
+    assert rows["map"].tunnel == "closed" and rows["map"].state == "starting"

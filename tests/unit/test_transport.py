@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from pwrun.cluster.hostkeys import known_hosts_file_from_args
 from pwrun.errors import PwrunError
-from pwrun.provision.sshconf import known_hosts_file_from_args
 from pwrun.transport import relay
-from pwrun.transport.ssh import SSHTarget, ssh_options
+from pwrun.transport.ssh import SSHTarget, expand_home, shell_path, ssh_options
 
 
 @pytest.mark.parametrize(
@@ -97,3 +97,18 @@ def test_relay_tells_a_taken_port_from_a_foreign_address() -> None:
         assert "address in use" in run_relay("127.0.0.1", port)
     # 192.0.2.1 (TEST-NET-1) is on no interface here: binding it fails at once, sends nothing
     assert "address not available" in run_relay("192.0.2.1", 20000)
+
+
+@pytest.mark.parametrize(
+    ("path", "absolute", "word"),
+    [
+        ("~", "/home/u", "'~'"),
+        ("~/.pwrun/envs", "/home/u/.pwrun/envs", '"$HOME"/.pwrun/envs'),
+        ("~/a b", "/home/u/a b", "\"$HOME\"/'a b'"),
+        ("/scratch/x", "/scratch/x", "/scratch/x"),
+        ("~other/x", "~other/x", "'~other/x'"),
+    ],
+)
+def test_site_paths_with_a_tilde(path: str, absolute: str, word: str) -> None:
+    assert expand_home(path, "/home/u") == absolute
+    assert shell_path(path) == word

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 """Ansible module (runs on the workstation): build the wheelhouse a cluster installs the worker
-env from, cached by requirement set. A thin adapter over pwrun.provision.pyenv."""
+env from, cached by requirement set. A thin adapter over pwrun.cluster.pyenv."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def main() -> None:
         supports_check_mode=True,
     )
     try:
+        from pwrun.cluster import pyenv
         from pwrun.errors import PwrunError
-        from pwrun.provision import pyenv
     except ImportError as exc:
         module.fail_json(msg=f"pwrun is not importable by this module's Python: {exc}")
     reqs, python = module.params["requirements"], module.params["python"]

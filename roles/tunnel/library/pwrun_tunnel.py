@@ -71,8 +71,8 @@ def main() -> None:
         supports_check_mode=True,
     )
     try:
+        from pwrun.cluster import tunnels
         from pwrun.errors import PwrunError
-        from pwrun.provision import tunnels
         from pwrun.transport.ssh import SSHTarget
     except ImportError as exc:
         module.fail_json(msg=f"pwrun is not importable by this module's Python: {exc}")

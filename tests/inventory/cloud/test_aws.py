@@ -12,8 +12,8 @@ import pytest
 
 from pwrun.inventory import list_clusters
 from pwrun.inventory.aws import AwsSource, Options
-from tests.emulators.cloud_http import JsonServer
-from tests.inventory.cloud.conftest import Seeded, closed_port_url, source_error
+from tests.emulators.cloud_http import JsonServer, closed_port_url
+from tests.inventory.cloud.conftest import Seeded, source_error
 from tests.inventory.conftest import pwrun
 
 
@@ -186,7 +186,7 @@ def test_hung_api_is_given_up_at_the_deadline(
                 "fine": source(ec2),
             }
         )
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 10  # not 30 s: the deadline, with room for load
         assert [str(e) for e in listing.errors] == [
             "inventory source 'aws': no complete answer within 0.5 s (option 'deadline')"
         ]

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pwrun.provision.runner import unwrap
+from pwrun.provision.inventory import unwrap
 from tests.emulators.pw_api import PwApiEmulator, pw_cluster, v3_view
 from tests.inventory.cloud.conftest import AZURE_SECRET, Seeded, azure_options
 from tests.inventory.conftest import PW_KEY, REPO

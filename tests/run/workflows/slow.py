@@ -1,4 +1,9 @@
-"""A workflow that gets its workers going, then waits long: to be interrupted or killed."""
+"""A workflow that gets its workers going, then waits long: to be interrupted or killed.
+
+Its one argument is the executor label to run on (default: map).
+"""
+
+import sys
 
 import parsl
 from parsl import python_app
@@ -6,7 +11,6 @@ from parsl import python_app
 import pwrun
 
 
-@python_app(executors=["map"])
 def nap(seconds: float) -> str:
     import socket
     import time
@@ -16,8 +20,10 @@ def nap(seconds: float) -> str:
 
 
 if __name__ == "__main__":
+    label = sys.argv[1] if len(sys.argv) > 1 else "map"
     parsl.load(pwrun.config())
-    print("first result from", nap(0).result(), flush=True)
-    futures = [nap(600) for _ in range(2)]
+    app = python_app(nap, executors=[label])
+    print("first result from", app(0).result(), flush=True)
+    futures = [app(600) for _ in range(2)]
     print("waiting", flush=True)
     print([f.result() for f in futures])

@@ -17,16 +17,12 @@ def present(
 ) -> tuple[dict, bool]:
     """Keep a healthy matching tunnel or (re)open it; 0 ports mean keep current or choose."""
     current = tunnel.load(name)
-    healthy = current is not None and current.alive() and current.host == ssh.host
     local_port = local_port or (current.local_port if current else 0) or tunnel.free_loopback_port()
     if check:
-        keep = (
-            healthy
-            and current.local_port == local_port
-            and current.remote_address == remote_address
-            and remote_port in (0, current.remote_port)
+        keep = current is not None and current.serves(
+            ssh.host, local_port, remote_address, remote_port or None
         )
-        port = current.remote_port if keep else remote_port
+        port = current.remote_port if keep and current else remote_port
         return _facts(local_port, remote_address, port), not keep
     try:
         opened, changed = tunnel.ensure(name, ssh, local_port, remote_address, remote_port or None)

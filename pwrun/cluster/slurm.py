@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import re
+import shlex
 
 from pwrun.errors import PwrunError
 
 # What the facts role asks sinfo for: partition, CPUs per node, node count, availability.
 SINFO_FORMAT = "%P|%c|%D|%a"
+
+
+def sinfo_command(sinfo: str = "sinfo") -> str:
+    """The shell command whose output parse_sinfo reads (the role runs it; so does the check
+    that a provisioned site still holds)."""
+    return f"{shlex.quote(sinfo)} -h -o {shlex.quote(SINFO_FORMAT)}"
 
 
 def parse_sinfo(output: str, host: str = "cluster", rc: int = 0, error: str = "") -> dict:
@@ -29,7 +36,7 @@ def parse_sinfo(output: str, host: str = "cluster", rc: int = 0, error: str = ""
         if name.endswith("*"):
             name = name[:-1]
             default = name
-        cores = int(re.match(r"\d+", cpus).group()) if re.match(r"\d+", cpus) else 0
+        cores = int(digits[0]) if (digits := re.match(r"\d+", cpus)) else 0
         entry = partitions.setdefault(name, {"cores_per_node": cores, "nodes": 0, "up": False})
         entry["cores_per_node"] = min(entry["cores_per_node"], cores) or cores
         entry["nodes"] += int(nodes)

@@ -1,0 +1,280 @@
+"""Every assumption pwrun makes about Parsl's internals, in one place.
+
+Each name below says what it relies on; tests/unit/test_parsl_compat.py checks each one against
+the installed Parsl, so an upgrade that breaks an assumption fails one named test. Other pwrun
+modules use these names and never reach into Parsl's private parts themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import re
+import shlex
+import sys
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import parsl
+import zmq
+import zmq.auth
+from parsl import DataFlowKernel
+from parsl.config import Config
+from parsl.dataflow.dflow import DataFlowKernelLoader
+from parsl.errors import NoDataFlowKernelError
+from parsl.executors import HighThroughputExecutor
+from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
+from parsl.providers.errors import SchedulerMissingArgs
+
+from pwrun.console import warn
+from pwrun.errors import PwrunError
+
+# Releases whose internals this module was checked against (the test suite passes on each).
+SUPPORTED_PARSL = ("2026.10.5", "2026.10.12", "2026.10.19", "2026.10.26")
+ALLOW_ENV = "PWRUN_ALLOW_PARSL"
+
+
+class UnsupportedParsl(PwrunError):
+    """The installed Parsl is not one pwrun knows, or lacks something pwrun relies on."""
+
+
+def supported() -> str:
+    """The supported releases, for messages."""
+    return "parsl " + ", ".join(SUPPORTED_PARSL)
+
+
+def release(version: str) -> tuple[str, ...]:
+    """`version` without leading zeros: Parsl's own "2026.10.05" is PyPI's "2026.10.5"."""
+    return tuple(part.lstrip("0") or "0" for part in version.split("."))
+
+
+def check_parsl_version(version: str, allow: bool) -> None:
+    """Refuse a Parsl outside SUPPORTED_PARSL, or only warn when `allow` (PWRUN_ALLOW_PARSL=1)."""
+    if release(version) in map(release, SUPPORTED_PARSL):
+        return
+    installed = f"parsl {version} is installed; pwrun supports {supported()}"
+    if not allow:
+        raise UnsupportedParsl(
+            f"{installed}: pip install parsl=={SUPPORTED_PARSL[-1]}, or set {ALLOW_ENV}=1 to "
+            "try this one"
+        )
+    warn(f"{installed} ({ALLOW_ENV}=1: trying it anyway)")
+
+
+check_parsl_version(parsl.__version__, os.environ.get(ALLOW_ENV) == "1")
+
+
+# --- providers ------------------------------------------------------------------------------
+
+
+class SchedulerSeams(ABC):
+    """Parsl's hooks through which a cluster provider reaches its scheduler; mix in first.
+
+    Relies on: every scheduler command (sbatch, squeue/sacct, scancel, and the `sacct -X` probe
+    in SlurmProvider.__init__) going through ``ClusterProvider.execute_wait(cmd, timeout)``,
+    which returns (returncode, stdout, stderr); submit scripts being written by the private
+    ``ClusterProvider._write_submit_script(template, script_filename, job_name, configs)``
+    (a string.Template given $jobname and `configs`); the DFK setting ``script_dir`` to a local
+    directory under which script files and #SBATCH --output/--error paths are named.
+    Subclasses implement `scheduler_command` and `write_script`.
+    """
+
+    # set by Parsl's ClusterProvider; declared for the type checker
+    label: str
+    script_dir: str | None
+    cmd_timeout: int
+
+    @abstractmethod
+    def scheduler_command(self, cmd: str, timeout: float) -> tuple[int, str, str]:
+        """Run a scheduler command; a failure to run it at all is (-1, "", why)."""
+
+    @abstractmethod
+    def write_script(self, script_filename: str, script: str) -> None:
+        """Write a block's submit script, already filled in, to `script_filename`."""
+
+    def execute_wait(self, cmd: str, timeout: float | None = None) -> tuple[int, str, str]:
+        return self.scheduler_command(cmd, self.cmd_timeout if timeout is None else timeout)
+
+    def _write_submit_script(
+        self, template: str, script_filename: str, job_name: str, configs: dict[str, Any]
+    ) -> None:
+        try:
+            script = Template(template).substitute(jobname=job_name, **configs)
+        except KeyError as exc:
+            raise SchedulerMissingArgs(exc.args, self.label) from None
+        self.write_script(script_filename, script)
+
+
+# --- executors ------------------------------------------------------------------------------
+
+# Parsl starts the interchange in pwrun's process group, where a terminal's Ctrl-C (sent to the
+# whole group) would kill it before pwrun's teardown. It gets a session of its own instead.
+# Relies on: HTEX's `interchange_launch_cmd` being started with Popen (configuration on stdin),
+# `interchange.py` being on PATH, and Parsl stopping it by the Popen's pid (setsid, then exec:
+# the same pid).
+INTERCHANGE_LAUNCH_CMD = (
+    sys.executable, "-c", "import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])",
+    "interchange.py",
+)  # fmt: skip
+
+# The fields of HTEX's DEFAULT_LAUNCH_CMD that a remote site's workers need changed.
+LAUNCH_FIELDS = ("-a {addresses}", "--port={worker_port}", "--cert_dir {cert_dir}",
+                 "--logconf={logconf}")  # fmt: skip
+
+
+def worker_launch_cmd(address: str, port: int, cert_dir: str) -> str:
+    """Parsl's worker command, told `address`:`port` and `cert_dir` instead of Parsl's own.
+
+    Relies on: DEFAULT_LAUNCH_CMD holding each of LAUNCH_FIELDS; HTEX filling in the rest with
+    str.format twice, at start and per block (a literal brace is written four times); the
+    command being shell text (`cert_dir` is quoted); `--logconf=None` meaning the worker's own
+    logging (Parsl's logconf file is local).
+    """
+    values = (f"-a {address}", f"--port={port}", f"--cert_dir {shlex.quote(cert_dir)}",
+              "--logconf=None")  # fmt: skip
+    cmd = DEFAULT_LAUNCH_CMD
+    for old, new in zip(LAUNCH_FIELDS, values, strict=True):
+        if old not in cmd:
+            raise UnsupportedParsl(
+                f"parsl {parsl.__version__}: the worker command has no {old!r}; pwrun "
+                f"supports {supported()}"
+            )
+        cmd = cmd.replace(old, new.replace("{", "{{{{").replace("}", "}}}}"))
+    return cmd
+
+
+def use_certificates(executor: HighThroughputExecutor, cert_dir: str) -> None:
+    """Make an encrypted HTEX use existing certificates instead of making its own.
+
+    Relies on: `cert_dir` being an attribute (not a constructor argument) that HTEX.start reads,
+    making certificates only while it is None.
+    """
+    executor.cert_dir = cert_dir  # type: ignore[assignment]  # Parsl declares it as None
+
+
+def interchange_pids(dfk: DataFlowKernel) -> list[int]:
+    """The pids of the DFK's running interchanges (HTEX's `interchange_proc`, a Popen)."""
+    return [
+        executor.interchange_proc.pid
+        for executor in dfk.executors.values()
+        if isinstance(executor, HighThroughputExecutor) and executor.interchange_proc
+    ]
+
+
+# --- certificates ---------------------------------------------------------------------------
+
+CLIENT_KEY = "client.key_secret"
+SERVER_KEY = "server.key_secret"
+
+
+def site_server_key(cert_dir: Path) -> str:
+    """server.key_secret for a site: the run's server PUBLIC key and a throwaway secret key.
+
+    Relies on: workers loading "<dir>/server.key_secret" and "<dir>/client.key_secret"
+    (`curvezmq._load_certificate`), which demands a secret-key line in the server's file
+    although a client uses only its public key.
+    """
+    server_public, _ = zmq.auth.load_certificate(cert_dir / SERVER_KEY)
+    _, throwaway = zmq.curve_keypair()
+    return (
+        "# the run's server public key; the secret key is a throwaway, not the server's\n"
+        f'metadata\ncurve\n    public-key = "{server_public.decode()}"\n'
+        f'    secret-key = "{throwaway.decode()}"\n'
+    )
+
+
+# --- the DataFlowKernel ---------------------------------------------------------------------
+
+INTERNAL_EXECUTOR = "_parsl_internal"  # the DFK's own executor, never an app's
+INVALID_EXECUTOR = re.compile(r"requested invalid executor (\S+)")
+
+
+def invalid_executor(exc: BaseException) -> str | None:
+    """The label an app asked for that the DFK does not have, if `exc` says so.
+
+    Relies on: the DFK raising ValueError("Task N requested invalid executor LABEL").
+    """
+    match = INVALID_EXECUTOR.search(str(exc))
+    return match[1] if match else None
+
+
+def executor_labels(dfk: DataFlowKernel) -> list[str]:
+    """`dfk`'s executor labels that apps may name (Parsl's internal one left out)."""
+    return [label for label in dfk.executors if label != INTERNAL_EXECUTOR]
+
+
+def config_defaults() -> dict[str, Any]:
+    """Config's settings, each with its default.
+
+    Relies on: every parameter of Config.__init__ being kept as the attribute of that name
+    (`executors` a read-only property), so that a Config can be made from another's attributes.
+    """
+    parameters = inspect.signature(Config.__init__).parameters
+    return {name: p.default for name, p in parameters.items() if name != "self"}
+
+
+@contextlib.contextmanager
+def loads_on_demand(
+    own: Config,
+    build: Callable[[Config | None], Config],
+    started: Callable[[DataFlowKernel], None],
+    shield: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
+) -> Iterator[list[DataFlowKernel]]:
+    """While open, the workflow's `parsl.load(config)` loads `build(config)`; its `parsl.load()`,
+    `parsl.load(own)`, or its first app invoked before any load, loads `build(None)`. A load
+    while that DFK is loaded returns it for the same config, or none; another config fails as
+    in Parsl. `started` is told of each DFK. Yields the DFKs loaded so far. On exit (inside
+    `shield`), those the workflow did not clean up (`with parsl.load(...)` does) are cleaned up.
+
+    Relies on: workflows reaching the loader through `parsl.load`/`parsl.dfk` or
+    DataFlowKernelLoader's `load`/`dfk`, which pwrun replaces for the run; apps invoked without
+    a DFK asking `DataFlowKernelLoader.dfk()`, which raises NoDataFlowKernelError when none is
+    loaded; a DFK's `cleanup()` unloading it and setting `cleanup_called`.
+    """
+    loaded_dfk, load_config = DataFlowKernelLoader.dfk, DataFlowKernelLoader.load
+    dfks: list[DataFlowKernel] = []
+    sources: list[Config | None] = []  # what the workflow gave each load
+    lock = threading.RLock()  # apps may be invoked from several threads
+
+    def load(given: Config | None = None) -> DataFlowKernel:
+        given = None if given is own else given
+        with lock:
+            try:
+                current = loaded_dfk()
+            except NoDataFlowKernelError:
+                dfks.append(load_config(build(given)))
+                sources.append(given)
+                started(dfks[-1])
+                return dfks[-1]
+            if dfks and current is dfks[-1] and given in (None, sources[-1]):
+                return current
+            return load_config(given)  # Parsl's "Config has already been loaded"
+
+    def dfk() -> DataFlowKernel:
+        with lock:
+            return load() if not dfks else loaded_dfk()
+
+    # `parsl.load` and `parsl.dfk` are DataFlowKernelLoader's classmethods, bound at import
+    replacements = {"load": load, "dfk": dfk}
+    originals = {name: (vars(DataFlowKernelLoader)[name], getattr(parsl, name))
+                 for name in replacements}  # fmt: skip
+    for name, replacement in replacements.items():
+        setattr(DataFlowKernelLoader, name, staticmethod(replacement))
+        setattr(parsl, name, replacement)
+    try:
+        yield dfks
+    finally:
+        with shield():
+            for name, (method, function) in originals.items():
+                setattr(DataFlowKernelLoader, name, method)
+                setattr(parsl, name, function)
+            for each in dfks:
+                if not each.cleanup_called:
+                    each.cleanup()
+            parsl.clear()
