@@ -14,6 +14,8 @@ from pwrun import __version__, state
 from pwrun.console import err, error, warn
 from pwrun.errors import InfrastructureError, PwrunError
 
+INTERRUPTED = 130  # a shell's exit code after SIGINT
+
 app = typer.Typer(
     name="pwrun",
     help="Run one Parsl workflow across several Slurm clusters: "
@@ -25,7 +27,8 @@ app = typer.Typer(
 
 
 def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a PwrunError into one red line on stderr and its exit code, with no traceback."""
+    """Turn a PwrunError into one red line on stderr and its exit code, with no traceback;
+    Ctrl-C (or SIGTERM), once whatever the command started is stopped, into exit 130."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -34,6 +37,9 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except PwrunError as exc:
             error(str(exc))
             raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted: torn down", highlight=False)
+            raise typer.Exit(INTERRUPTED) from None
 
     return wrapper
 
@@ -69,15 +75,9 @@ def run(
     """Run a Parsl workflow on the clusters of an executors file (else on this machine)."""
     from pwrun.run import run_on_sites, run_workflow
 
-    try:
-        if executors is None:
-            code = run_workflow(workflow, args or [])
-        else:
-            code = run_on_sites(workflow, args or [], executors, inventory)
-    except KeyboardInterrupt:
-        err.print("interrupted: torn down")
-        code = 130
-    raise typer.Exit(code)
+    if executors is None:
+        raise typer.Exit(run_workflow(workflow, args or []))
+    raise typer.Exit(run_on_sites(workflow, args or [], executors, inventory))
 
 
 @app.command()

@@ -8,7 +8,7 @@ import runpy
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,10 @@ from parsl.config import Config
 from pwrun import state
 from pwrun.console import err, error
 from pwrun.errors import InfrastructureError, PwrunError
-from pwrun.parslcfg import compat, local_config
+from pwrun.parslcfg import LOCAL_LABEL, compat, local_config
 from pwrun.parslcfg.executors import LOCAL_SITE, ExecutorSpec, load_executors
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
+from pwrun.parslcfg.workflow import check_labels, merge, summary
 from pwrun.process import Interrupts, ProcessRef
 from pwrun.provision.inventory import (
     Inventory,
@@ -37,17 +38,41 @@ from pwrun.transport.ssh import SSHTarget, expand_home
 
 
 @contextlib.contextmanager
-def loaded(config: Config, interrupts: Interrupts) -> Iterator[DataFlowKernel]:
-    """Load `config` for the workflow; a workflow's own `parsl.load(pwrun.config())` is a no-op."""
-    with compat.loaded_once(config, shield=interrupts.shielded) as dfk:
-        state.activate(config)
-        try:
-            yield dfk
-        finally:
-            state.activate(None)
+def loaded(
+    config: Config,
+    fresh: Callable[[], Config],
+    source: str,
+    record: RunRecord,
+    interrupts: Interrupts,
+) -> Iterator[list[DataFlowKernel]]:
+    """Serve the workflow's loads: `parsl.load(pwrun.config())`, `parsl.load()` or its first app
+    load `config`; its own `parsl.load(cfg)` loads `config` merged into `cfg` (pwrun.parslcfg.
+    workflow). A load after the workflow cleaned up its DFK gets `fresh()` executors: a shut-down
+    executor does not start again. Yields the DFKs loaded; pwrun cleans up those still loaded."""
+    unused = [config]
+
+    def build(given: Config | None) -> Config:
+        ours = unused.pop() if unused else fresh()
+        if given is None:
+            return ours
+        merged = merge(given, ours, source)
+        err.print(summary(given, merged, source), highlight=False, markup=False)
+        return merged
+
+    def started(dfk: DataFlowKernel) -> None:
+        """Record the DFK's interchanges, so `pwrun down` can stop them after a kill -9."""
+        record.interchanges += [ProcessRef.of(pid) for pid in compat.interchange_pids(dfk)]
+        record.save()
+
+    state.activate(config)
+    try:
+        with compat.loads_on_demand(config, build, started, interrupts.shielded) as dfks:
+            yield dfks
+    finally:
+        state.activate(None)
 
 
-def run_script(path: Path, args: list[str]) -> int:
+def run_script(path: Path, args: list[str], dfks: list[DataFlowKernel]) -> int:
     """Run a Python script as `__main__` and return what its exit status would be."""
     saved_argv, sys.argv = sys.argv, [str(path), *args]
     try:
@@ -57,12 +82,14 @@ def run_script(path: Path, args: list[str]) -> int:
             return exc.code or 0
         print(exc.code, file=sys.stderr)
         return 1
+    except PwrunError:  # pwrun's refusal (a label the run lacks): one line, not the workflow's
+        raise
     except Exception as exc:  # the workflow's own failure: show its traceback, it is user code
         traceback.print_exc()
-        if label := compat.invalid_executor(exc):
+        if dfks and (label := compat.invalid_executor(exc)):
             error(
                 f"an app asked for executor {label!r}, which this run does not have (its labels: "
-                f"{', '.join(compat.executor_labels())}): add it to the executors file"
+                f"{', '.join(compat.executor_labels(dfks[-1]))}): add it to the executors file"
             )
         return 1
     finally:
@@ -72,23 +99,24 @@ def run_script(path: Path, args: list[str]) -> int:
 
 def run_workflow(workflow: Path, args: list[str]) -> int:
     """Run `workflow` on the embedded local site and return its exit code."""
+    source = "the embedded local site (no -e EXECUTORS)"
+    check_labels(workflow, [LOCAL_LABEL], source)
     interrupts = Interrupts()
     interrupts.install()
     record = RunRecord(state.new_run_dir(), str(workflow))
+
+    def fresh() -> Config:
+        return local_config(record.directory)
+
     try:
-        with loaded(local_config(record.directory), interrupts) as dfk:
-            record_interchanges(record, dfk)
-            with record.stage(RunStatus.WORKFLOW):
-                return run_script(workflow, args)
+        with (
+            loaded(fresh(), fresh, source, record, interrupts) as dfks,
+            record.stage(RunStatus.WORKFLOW),
+        ):
+            return run_script(workflow, args, dfks)
     finally:
         with interrupts.shielded():
             record.teardown()
-
-
-def record_interchanges(record: RunRecord, dfk: DataFlowKernel) -> None:
-    """Record the run's local interchanges, so `pwrun down` can stop them after a kill -9."""
-    record.interchanges = [ProcessRef.of(pid) for pid in compat.interchange_pids(dfk)]
-    record.save()
 
 
 def plan_sites(
@@ -115,6 +143,7 @@ def run_on_sites(
     interrupts.install()
     started = time.perf_counter()
     specs = load_executors(executors_file)
+    check_labels(workflow, specs, str(executors_file))
     remote = {label: spec for label, spec in specs.items() if spec.site != LOCAL_SITE}
     if not remote:
         clusters = Inventory.empty()
@@ -147,12 +176,15 @@ def run_on_sites(
                     )
                     for label, future in opening.items()
                 }
-        config = render(specs, endpoints, record.directory, cert_dir)
+
+        def fresh() -> Config:
+            return render(specs, endpoints, record.directory, cert_dir)
+
+        config = fresh()
         (record.directory / state.RENDERED_CONFIG).write_text(repr(config))
-        with loaded(config, interrupts) as dfk:
-            record_interchanges(record, dfk)
+        with loaded(config, fresh, str(executors_file), record, interrupts) as dfks:
             with record.stage(RunStatus.WORKFLOW):
-                code = run_script(workflow, args)
+                code = run_script(workflow, args, dfks)
             record.teardown_started = time.perf_counter()  # Parsl's own cleanup counts too
         return code
     finally:

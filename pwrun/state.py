@@ -6,9 +6,10 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pwrun.console import warn
 
@@ -53,12 +54,14 @@ def new_run_dir() -> Path:
     return run_dir
 
 
-def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
-    """Replace `path` with `text` in one step: a reader sees the old file or the new, whole."""
-    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+@contextlib.contextmanager
+def replacing(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
+    """A file to write that replaces `path` in one step when the block ends and is removed when it
+    fails: a reader sees the old file or the new, whole; never a partial one."""
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
+        with os.fdopen(fd, "wb") as out:
+            yield out
             out.flush()
             os.fsync(out.fileno())
         os.chmod(partial, mode)
@@ -67,6 +70,12 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
         with contextlib.suppress(OSError):
             os.unlink(partial)
         raise
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """Replace `path` with `text` (UTF-8) in one step."""
+    with replacing(path, mode) as out:
+        out.write(bytes(text, "utf-8"))
 
 
 def read_record(path: Path) -> dict[str, Any] | None:

@@ -1,14 +1,16 @@
-"""Shared fixtures: the lab of simulated Slurm sites (root only)."""
+"""Shared fixtures: the lab of simulated Slurm sites (root only); no ambient cloud credentials."""
 
 from __future__ import annotations
 
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from pwrun.lab import Lab
+from tests.emulators.cloud_http import closed_port_url
 
 LAB_TOOLS = ("slurmctld", "slurmd", "munged", "sshd", "nft", "unshare", "nsenter")
 
@@ -28,3 +30,37 @@ def lab() -> Iterator[Lab]:
     require_lab()
     with Lab.up(sites=2, compute_nodes=2) as running:
         yield running
+
+
+@pytest.fixture
+def no_ambient_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only what a test gives is used: no ~/.aws, no ADC file, no endpoint overrides; instance
+    metadata services and anything else off this machine are out of reach (a closed port)."""
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "STORAGE_EMULATOR_HOST",
+        "PWRUN_GCS_ENDPOINT",
+        "AZURE_CLIENT_SECRET",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
+    nowhere = closed_port_url().removeprefix("http://")
+    monkeypatch.setenv("GCE_METADATA_IP", nowhere)
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        # SDKs' own look-ups elsewhere (google-auth's regional access boundary): refused here
+        monkeypatch.setenv(name, f"http://{nowhere}")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")

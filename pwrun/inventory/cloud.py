@@ -1,4 +1,4 @@
-"""What the AWS, GCP and Azure sources share: common options, tags to cluster fields, errors.
+"""What the AWS, GCP and Azure sources share: common options, tags to cluster fields, threads.
 
 A controller is an instance whose tag (AWS, Azure) or label (GCP) `tag_key` equals `tag_value`
 (default `pwrun-role=controller`). These per-instance tags, when present, fill the rest:
@@ -16,9 +16,10 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from pwrun.inventory.model import RecordError, SourceOptions, checked, shown
+from pwrun.errors import shown
+from pwrun.inventory.model import RecordError, SourceOptions, checked
 from pwrun.validation import UserName, remote_path, user_name
 
 DEFAULT_TAG_KEY = "pwrun-role"
@@ -44,11 +45,9 @@ class CloudOptions(SourceOptions):
     timeout: float = Field(10.0, gt=0, le=300, description="Seconds per API request.")
     retries: int = Field(2, ge=0, le=10, description="Retries of a failed request (SDK's own).")
 
-
-class RawModel(BaseModel):
-    """A view of an API object: unknown fields are ignored, known ones are checked."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    def is_controller(self, tags: Mapping[str, str] | None) -> bool:
+        """Whether an instance with these tags (labels) is a controller."""
+        return (tags or {}).get(self.tag_key) == self.tag_value
 
 
 def cluster_fields(
@@ -107,9 +106,3 @@ def run_each(tasks: Iterable[T], work: Callable[[T], Any]) -> list[Any]:
     if failures:
         raise failures[min(failures)]
     return results
-
-
-def first_line(exc: BaseException, limit: int = 300) -> str:
-    """An exception's first line, shortened: SDK messages can run to whole response bodies."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -20,9 +20,9 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
-from pwrun.errors import PwrunError
-from pwrun.inventory.cloud import first_line
+from pwrun.errors import PwrunError, describe_validation, first_line
 from pwrun.inventory.model import plain
 from pwrun.inventory.sources import SOURCE_KINDS, source_kind
 
@@ -97,7 +97,7 @@ def parse_config(data: Any, path: Path) -> InventoryConfig:
     """Validate already-loaded YAML data read from `path`."""
     if not isinstance(data, dict):
         raise PwrunError(f"{path}: expected a mapping with 'plugin: pwrun' and 'sources:'")
-    top = _validate(_FileModel, data, path, prefix="")
+    top = _validate(_FileModel, data, path, prefix=())
     unknown = [kind for kind in top.sources if kind not in SOURCE_KINDS]
     if unknown:
         raise PwrunError(
@@ -105,37 +105,36 @@ def parse_config(data: Any, path: Path) -> InventoryConfig:
             f"known sources: {', '.join(SOURCE_KINDS)}"
         )
     sources = {
-        kind: _validate(
-            source_kind(kind).options, top.sources[kind] or {}, path, f"sources.{kind}."
-        )
+        kind: _validate(source_kind(kind).options, top.sources[kind] or {}, path, ("sources", kind))
         for kind in SOURCE_KINDS
         if kind in top.sources
     }
     return InventoryConfig(path=path, sources=sources, strict_sources=top.strict_sources)
 
 
-def _validate(model: type[M], data: Any, path: Path, prefix: str) -> M:
+def _validate(model: type[M], data: Any, path: Path, prefix: tuple[str, ...]) -> M:
+    """`model` validated from the file's `data` at `prefix`; PwrunError names every bad field."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise PwrunError(f"{path}: {_describe(exc, model, prefix)}") from None
+        problems = describe_validation(
+            exc,
+            prefix,
+            name=_key,
+            where=lambda field: field or "file",
+            explain=lambda error: _explain(error, model),
+        )
+        raise PwrunError(f"{path}: {problems}") from None
 
 
-def _describe(exc: ValidationError, model: type[BaseModel], prefix: str) -> str:
-    """The first validation error as 'field.path: what is wrong' (all of them, joined by '; ')."""
-    problems = []
-    for error in exc.errors():
-        field = prefix + ".".join(map(_key, error["loc"]))
-        if error["type"] == "extra_forbidden":
-            known = ", ".join(model.model_fields) if len(error["loc"]) == 1 else ""
-            problems.append(
-                f"{field}: unknown option" + (f"; valid options: {known}" if known else "")
-            )
-        else:
-            problems.append(f"{field or prefix.rstrip('.') or 'file'}: {error['msg']}")
-    return "; ".join(problems)
+def _explain(error: ErrorDetails, model: type[BaseModel]) -> str:
+    """Pydantic's message, but an unknown option at the top of `model` lists the valid ones."""
+    if error["type"] != "extra_forbidden":
+        return error["msg"]
+    known = ", ".join(model.model_fields) if len(error["loc"]) == 1 else ""
+    return "unknown option" + (f"; valid options: {known}" if known else "")
 
 
-def _key(part: str | int) -> str:
+def _key(part: object) -> str:
     """One part of a field's path: as written when plain, else quoted (one line, short)."""
     return str(part) if isinstance(part, int) else plain(part)

@@ -10,8 +10,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
-from pwrun.errors import PwrunError, SourceError
-from pwrun.inventory.cloud import first_line
+from pwrun.errors import PwrunError, SourceError, first_line
 from pwrun.inventory.config import InventoryConfig
 from pwrun.inventory.model import Cluster, Parsed, Source, deadline_passed
 from pwrun.inventory.sources import build_sources

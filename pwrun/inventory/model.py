@@ -15,14 +15,13 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pwrun.errors import SourceError
+from pwrun.errors import SourceError, describe_validation, shorten_quote, shown
 from pwrun.validation import CLUSTER_NAME, Address, ClusterName, IPAddress, RemotePath, UserName
 
 Status = Literal["on", "off"]
 Scheduler = Literal["slurm", "pbs", "none"]
 DEFAULT_DEADLINE = 60.0
 MAX_REPORTED = 10  # skipped records reported one by one per source; the rest are counted
-SHOWN_CHARS = 80  # of a bad value quoted in a message
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -88,14 +87,14 @@ class Cluster(BaseModel):
         return self.public_address or self.private_address
 
 
+class RawModel(BaseModel):
+    """A view of an API record: unknown fields are ignored, known ones are checked."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
 class RecordError(ValueError):
     """One API record is unusable; the message names the field and says what is allowed."""
-
-
-def shown(value: object) -> str:
-    """`value` quoted for a message: one line, shortened."""
-    text = repr(value)
-    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 4] + "...'"
 
 
 def plain(value: object) -> str:
@@ -110,13 +109,10 @@ def record_id(data: Any, key: str, index: int) -> str:
 
 
 def describe(exc: ValidationError) -> str:
-    """The first problem of a validation error as "field 'a.b': what is wrong" (one line)."""
-    error = exc.errors()[0]
-    field = ".".join(str(part) for part in error["loc"])
-    message = error["msg"].removeprefix("Value error, ")
-    if isinstance(error.get("input"), str):  # pwrun.validation quotes the whole bad value
-        message = message.replace(repr(error["input"]), shown(error["input"]))
-    return f"field {field!r}: {message}" if field else f"the record: {message}"
+    """The first problem of a record's validation error as "field 'a.b': what is wrong"."""
+    return describe_validation(
+        exc, first=True, where=lambda path: f"field {path!r}" if path else "the record"
+    )
 
 
 def validate(model: type[M], data: Any) -> M:
@@ -132,8 +128,7 @@ def checked(what: str, check: Callable[[str], str], value: str) -> str:
     try:
         return check(value)
     except ValueError as exc:
-        message = str(exc).replace(repr(value), shown(value))
-        raise RecordError(f"{what}: {message}") from None
+        raise RecordError(f"{what}: {shorten_quote(str(exc), value)}") from None
 
 
 class Parsed:

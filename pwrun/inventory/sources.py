@@ -1,8 +1,9 @@
 """Registry of inventory sources: kind -> (options model, Source class), imported lazily.
 
-Each source lives in `pwrun.inventory.<kind>` and defines `Options` (a pydantic model) and a
-`Source` subclass. Modules are imported only when an inventory file names their kind, so a
-missing cloud SDK breaks only the source that needs it.
+Each source is a package `pwrun.inventory.<kind>` that exports `Options` (a pydantic model) and
+a `Source` subclass; inside, `options`, `client` (the API, its errors as SourceErrors),
+`records` (API data to `Cluster`) and `source`. Packages are imported only when an inventory
+file names their kind, so a missing cloud SDK breaks only the source that needs it.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Any
 
 
 def sh(*argv: str) -> None:
@@ -31,7 +32,7 @@ def tmpfs(target: str, mode: str = "755") -> None:
     sh("mount", "-t", "tmpfs", "-o", f"mode={mode}", "tmpfs", target)
 
 
-def make_views(spec: dict) -> None:
+def make_views(spec: dict[str, Any]) -> None:
     """Mount the node's own /etc, /home and /var directories, private /tmp and /run."""
     bind(spec["etc"], "/etc")
     bind(spec["home"], "/home")

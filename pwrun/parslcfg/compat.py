@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 import sys
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -29,6 +30,8 @@ from parsl.app.bash import remote_side_bash_executor
 from parsl.app.errors import RemoteExceptionWrapper
 from parsl.config import Config
 from parsl.data_provider.files import File
+from parsl.dataflow.dflow import DataFlowKernelLoader
+from parsl.errors import NoDataFlowKernelError
 from parsl.executors import HighThroughputExecutor
 from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 from parsl.providers.errors import SchedulerMissingArgs
@@ -244,35 +247,77 @@ def invalid_executor(exc: BaseException) -> str | None:
     return match[1] if match else None
 
 
-def executor_labels() -> list[str]:
-    """The loaded DFK's executor labels that apps may name (Parsl's internal one left out)."""
-    return [label for label in parsl.dfk().executors if label != INTERNAL_EXECUTOR]
+def executor_labels(dfk: DataFlowKernel) -> list[str]:
+    """`dfk`'s executor labels that apps may name (Parsl's internal one left out)."""
+    return [label for label in dfk.executors if label != INTERNAL_EXECUTOR]
+
+
+def config_defaults() -> dict[str, Any]:
+    """Config's settings, each with its default.
+
+    Relies on: every parameter of Config.__init__ being kept as the attribute of that name
+    (`executors` a read-only property), so that a Config can be made from another's attributes.
+    """
+    parameters = inspect.signature(Config.__init__).parameters
+    return {name: p.default for name, p in parameters.items() if name != "self"}
 
 
 @contextlib.contextmanager
-def loaded_once(
-    config: Config, shield: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
-) -> Iterator[DataFlowKernel]:
-    """Load `config`; meanwhile the workflow's own `parsl.load(config)` or `parsl.load()`
-    returns that DFK instead of failing. Cleanup (inside `shield`) unloads it.
+def loads_on_demand(
+    own: Config,
+    build: Callable[[Config | None], Config],
+    started: Callable[[DataFlowKernel], None],
+    shield: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
+) -> Iterator[list[DataFlowKernel]]:
+    """While open, the workflow's `parsl.load(config)` loads `build(config)`; its `parsl.load()`,
+    `parsl.load(own)`, or its first app invoked before any load, loads `build(None)`. A load
+    while that DFK is loaded returns it for the same config, or none; another config fails as
+    in Parsl. `started` is told of each DFK. Yields the DFKs loaded so far. On exit (inside
+    `shield`), those the workflow did not clean up (`with parsl.load(...)` does) are cleaned up.
 
-    Relies on: workflows calling `parsl.load` through the module attribute, which pwrun
-    replaces for the run; `parsl.clear()` letting a later run load again.
+    Relies on: workflows reaching the loader through `parsl.load`/`parsl.dfk` or
+    DataFlowKernelLoader's `load`/`dfk`, which pwrun replaces for the run; apps invoked without
+    a DFK asking `DataFlowKernelLoader.dfk()`, which raises NoDataFlowKernelError when none is
+    loaded; a DFK's `cleanup()` unloading it and setting `cleanup_called`.
     """
-    dfk = parsl.load(config)
-    original = parsl.load
+    loaded_dfk, load_config = DataFlowKernelLoader.dfk, DataFlowKernelLoader.load
+    dfks: list[DataFlowKernel] = []
+    sources: list[Config | None] = []  # what the workflow gave each load
+    lock = threading.RLock()  # apps may be invoked from several threads
 
-    def load_once(given: Config | None = None) -> DataFlowKernel:
-        return dfk if given is None or given is config else original(given)
+    def load(given: Config | None = None) -> DataFlowKernel:
+        given = None if given is own else given
+        with lock:
+            try:
+                current = loaded_dfk()
+            except NoDataFlowKernelError:
+                dfks.append(load_config(build(given)))
+                sources.append(given)
+                started(dfks[-1])
+                return dfks[-1]
+            if dfks and current is dfks[-1] and given in (None, sources[-1]):
+                return current
+            return load_config(given)  # Parsl's "Config has already been loaded"
 
-    # parsl.load's declared type keeps `cls` (typeguard wraps the classmethod): any callable
-    # returning a DFK stands in for it
-    replacement: Callable[..., DataFlowKernel] = load_once
-    parsl.load = replacement
+    def dfk() -> DataFlowKernel:
+        with lock:
+            return load() if not dfks else loaded_dfk()
+
+    # `parsl.load` and `parsl.dfk` are DataFlowKernelLoader's classmethods, bound at import
+    replacements = {"load": load, "dfk": dfk}
+    originals = {name: (vars(DataFlowKernelLoader)[name], getattr(parsl, name))
+                 for name in replacements}  # fmt: skip
+    for name, replacement in replacements.items():
+        setattr(DataFlowKernelLoader, name, staticmethod(replacement))
+        setattr(parsl, name, replacement)
     try:
-        yield dfk
+        yield dfks
     finally:
         with shield():
-            parsl.load = original
-            dfk.cleanup()
+            for name, (method, function) in originals.items():
+                setattr(DataFlowKernelLoader, name, method)
+                setattr(parsl, name, function)
+            for each in dfks:
+                if not each.cleanup_called:
+                    each.cleanup()
             parsl.clear()

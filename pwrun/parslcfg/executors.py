@@ -34,7 +34,7 @@ from pydantic import (
 )
 
 from pwrun import validation
-from pwrun.errors import PwrunError
+from pwrun.errors import Loc, PwrunError, describe_validation, dotted
 
 LOCAL_SITE = "local"
 
@@ -289,22 +289,16 @@ def _name(part: object) -> str:
     return part if isinstance(part, str) and validation.LABEL.fullmatch(part) else repr(part)
 
 
-def _renamed(loc: tuple[Any, ...], origin: Mapping[str, tuple[str, ...]]) -> tuple[Any, ...]:
+def describe(label: object, exc: ValueError, origin: Mapping[str, tuple[str, ...]] = {}) -> str:
+    """Every problem as `label.field: message`; `origin` renames fields (legacy names)."""
+    if isinstance(exc, ValidationError):
+        return describe_validation(
+            exc, (label,), name=_name, rename=lambda loc: _renamed(loc, origin)
+        )
+    loc = exc.loc if isinstance(exc, FieldError) else ()
+    return f"{dotted((label, *loc), _name)}: {exc}"
+
+
+def _renamed(loc: Loc, origin: Mapping[str, tuple[str, ...]]) -> Loc:
     """`loc` with its field replaced by where it came from (a legacy name)."""
     return (*origin.get(str(loc[0]), loc[:1]), *loc[1:]) if loc else loc
-
-
-def describe(label: object, exc: ValueError, origin: Mapping[str, tuple[str, ...]] = {}) -> str:
-    """One line per problem, `label.field: message`; `origin` renames fields (legacy names)."""
-    problems: list[tuple[tuple[Any, ...], str]]
-    if isinstance(exc, ValidationError):
-        problems = [
-            (_renamed(e["loc"], origin), e["msg"].removeprefix("Value error, "))
-            for e in exc.errors()
-        ]
-    else:
-        problems = [(exc.loc if isinstance(exc, FieldError) else (), str(exc))]
-    return "; ".join(
-        ".".join(_name(part) for part in (label, *loc)) + f": {message}"
-        for loc, message in problems
-    )

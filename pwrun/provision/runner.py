@@ -140,6 +140,7 @@ def provision(
             runner.config.env = allowed_env(
                 env, {k: v for k, v in runner.config.env.items() if env.get(k) != v}
             )
+            runner.config.pexpect_timeout = 0.5  # how often runner asks cancel_callback
             runner.run()
             result = runner
     finally:

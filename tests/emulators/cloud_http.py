@@ -196,6 +196,14 @@ class TlsFiles:
         return context
 
 
+def closed_port_url(scheme: str = "http") -> str:
+    """A loopback URL where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"{scheme}://127.0.0.1:{port}"
+
+
 class Served:
     """Context management and URL for an emulator that serves through `self.server`."""
 

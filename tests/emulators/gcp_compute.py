@@ -1,10 +1,8 @@
 """A local emulator of the GCP Compute Engine REST API (instances) and Google's OAuth endpoint.
 
 The real google-cloud-compute client runs against it unchanged (transport="rest",
-client_options api_endpoint=emu.url). Auth is real: `service_account_file()` writes a
-service-account JSON with a fresh RSA key; google-auth signs JWTs with it, either sent straight
-as bearer tokens (self-signed JWT, what compute_v1 does for service accounts) or exchanged at
-the emulator's token endpoint (`token_uri`). Both are verified against the public key.
+client_options api_endpoint=emu.url). Auth is real (tests/emulators/google_api.py): compute_v1
+sends self-signed JWTs for service accounts.
 
     with GcpComputeEmulator() as emu:
         emu.add_instances("proj", "us-central1-a", 500)            # controllers
@@ -16,66 +14,23 @@ from __future__ import annotations
 
 import base64
 import itertools
-import json
 import re
-import secrets
-import time
-from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
-from tests.emulators.cloud_http import ApiError, JsonServer, Reply, Request, Served
+from tests.emulators.cloud_http import Reply, Request
+from tests.emulators.google_api import GoogleApi, b64decode, google_error
 
 API = "https://www.googleapis.com/compute/v1"
 MAX_PAGE = 500
-UNAUTHENTICATED = {
-    "error": {
-        "code": 401,
-        "message": "Request had invalid authentication credentials. Expected OAuth 2 access "
-        "token, login cookie or other valid authentication credential.",
-        "errors": [
-            {
-                "message": "Invalid Credentials",
-                "domain": "global",
-                "reason": "authError",
-                "location": "Authorization",
-                "locationType": "header",
-            }
-        ],
-        "status": "UNAUTHENTICATED",
-    }
-}
 
 
-def _error(code: int, message: str, reason: str, status: str) -> ApiError:
-    body = {
-        "error": {
-            "code": code,
-            "message": message,
-            "errors": [{"message": message, "domain": "global", "reason": reason}],
-            "status": status,
-        }
-    }
-    return ApiError(code, body)
-
-
-def _b64decode(part: str) -> bytes:
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-
-
-class GcpComputeEmulator(Served):
+class GcpComputeEmulator(GoogleApi):
     """Compute Engine instances.list / aggregatedList with real paging, filter and auth."""
 
     def __init__(self) -> None:
-        self.server = JsonServer()
+        super().__init__()
         self.zones: dict[str, dict[str, list[dict[str, Any]]]] = {}  # project -> zone -> list
-        self.keys: dict[str, rsa.RSAPublicKey] = {}  # private_key_id -> public key
-        self.tokens: set[str] = set()
         self._serial = itertools.count(1)
-        self.server.route("POST", r"/token", self._token)
         self.server.route(
             "GET",
             r"/compute/v1/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/instances",
@@ -187,80 +142,12 @@ class GcpComputeEmulator(Served):
             "fingerprint": "k6LVRtDsWTs=",
         }
 
-    def service_account_file(self, directory: Path, *, trusted: bool = True) -> Path:
-        """Write a service-account key file (0600); an untrusted one is unknown to the server."""
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        key_id = secrets.token_hex(20)
-        if trusted:
-            self.keys[key_id] = key.public_key()
-        info = {
-            "type": "service_account",
-            "project_id": "pwrun-test",
-            "private_key_id": key_id,
-            "private_key": key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ).decode(),
-            "client_email": "pwrun-inventory@pwrun-test.iam.gserviceaccount.com",
-            "client_id": "100000000000000000001",
-            "auth_uri": f"{self.url}/auth",
-            "token_uri": f"{self.url}/token",
-        }
-        path = directory / f"sa-{key_id[:8]}{'' if trusted else '-untrusted'}.json"
-        path.touch(mode=0o600)
-        path.write_text(json.dumps(info))
-        return path
-
-    # --- auth --------------------------------------------------------------------------------
-
-    def _verify_jwt(self, token: str) -> bool:
-        """A JWT signed (RS256) by a known service-account key and not expired."""
-        try:
-            header_b64, payload_b64, signature_b64 = token.split(".")
-            header = json.loads(_b64decode(header_b64))
-            payload = json.loads(_b64decode(payload_b64))
-            public_key = self.keys[header["kid"]]
-            public_key.verify(
-                _b64decode(signature_b64),
-                f"{header_b64}.{payload_b64}".encode(),
-                padding.PKCS1v15(),
-                hashes.SHA256(),
-            )
-        except (ValueError, KeyError, InvalidSignature):
-            return False
-        return header.get("alg") == "RS256" and float(payload.get("exp", 0)) > time.time()
-
-    def _authorized(self, request: Request) -> bool:
-        token = request.bearer
-        return token is not None and (token in self.tokens or self._verify_jwt(token))
-
-    def _token(self, request: Request, _: Any) -> Reply:
-        form = request.form()
-        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
-            return (
-                400,
-                {"error": "unsupported_grant_type", "error_description": "Invalid grant"},
-                {},
-            )
-        if not self._verify_jwt(form.get("assertion", "")):
-            return (
-                400,
-                {"error": "invalid_grant", "error_description": "Invalid JWT Signature."},
-                {},
-            )
-        token = "ya29." + secrets.token_urlsafe(32)
-        self.tokens.add(token)
-        return 200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}, {}
-
     # --- instances ---------------------------------------------------------------------------
 
     def _check(self, request: Request, project: str) -> None:
-        if not self._authorized(request):
-            realm = {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'}
-            raise ApiError(401, UNAUTHENTICATED, realm)
+        self.identity(request)
         if project not in self.zones:
-            raise _error(
+            raise google_error(
                 404, f"The resource 'projects/{project}' was not found", "notFound", "NOT_FOUND"
             )
 
@@ -268,7 +155,7 @@ class GcpComputeEmulator(Served):
         project, zone = match["project"], match["zone"]
         self._check(request, project)
         if zone not in self.zones[project]:
-            raise _error(
+            raise google_error(
                 404,
                 f"The resource 'projects/{project}/zones/{zone}' was not found",
                 "notFound",
@@ -315,9 +202,9 @@ def _page(request: Request) -> tuple[int, int]:
     try:
         size = min(int(request.query.get("maxResults", MAX_PAGE)), MAX_PAGE)
         token = request.query.get("pageToken")
-        return (int(_b64decode(token)) if token else 0), size
+        return (int(b64decode(token)) if token else 0), size
     except ValueError:
-        raise _error(
+        raise google_error(
             400, "Invalid value for field 'pageToken'.", "invalid", "INVALID_ARGUMENT"
         ) from None
 
@@ -333,7 +220,7 @@ def _select(instances: list[dict[str, Any]], expression: str) -> list[dict[str, 
     """Apply a filter of the forms the real API takes: `labels.KEY = "VALUE"`, `status != X`,
     `labels.KEY:*`, joined by AND or spaces. Anything else is refused, as the API does."""
     if re.sub(TERM + r"|\bAND\b|[()\s]", "", expression):
-        raise _error(
+        raise google_error(
             400,
             f"Invalid value for field 'filter': '{expression}'. Invalid list filter expression.",
             "invalid",

@@ -159,11 +159,11 @@ def test_half_made_env_is_repaired_and_check_mode_changes_nothing(
     assert again.recap()["site-a"]["changed"] == 0, again.output
 
     dead = tunnel.load("site-a")
-    os.kill(dead.pid, signal.SIGKILL)
+    os.kill(dead.process.pid, signal.SIGKILL)
     replaced = run_site(inventory, *only_a)
     assert replaced.recap()["site-a"]["changed"] == 1, replaced.output
     fresh_tunnel = tunnel.load("site-a")
-    assert fresh_tunnel.alive() and fresh_tunnel.pid != dead.pid
+    assert fresh_tunnel.alive() and fresh_tunnel.process != dead.process
     assert fresh_tunnel.local_port == dead.local_port
 
     fresh = "/home/pwlab/.pwrun/envs/check-mode"

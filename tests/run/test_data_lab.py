@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pwrun.lab import LAB_UID, LAB_USER, Lab
+from pwrun.lab import Lab
+from pwrun.lab.model import LAB_UID, LAB_USER
 from tests.run.test_run_lab import WORKFLOWS, assert_nothing_left, pwrun
 
 pytestmark = pytest.mark.lab

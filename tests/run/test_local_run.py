@@ -7,8 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = Path(__file__).with_name("workflows")
+OWN_CONFIG = WORKFLOWS / "own_config.py"
 
 
 def pwrun(*args: str, home: Path) -> subprocess.CompletedProcess:
@@ -27,13 +30,66 @@ def test_quick_start_runs_hello_on_the_local_site(tmp_path: Path) -> None:
     assert lines[-1].startswith("workflow ran from ")
 
 
-def test_unknown_label_in_an_app_says_which_labels_exist(tmp_path: Path) -> None:
+def local_label(tmp_path: Path, label: str = "here") -> Path:
+    """An executors file of one label on the local site."""
     executors = tmp_path / "executors.yml"
-    executors.write_text("here:\n  site: local\n  max_workers_per_node: 1\n")
-    proc = pwrun("run", str(WORKFLOWS / "bad_label.py"), "-e", str(executors), home=tmp_path)
+    executors.write_text(f"{label}:\n  site: local\n  max_workers_per_node: 1\n")
+    return executors
+
+
+def test_unknown_label_in_an_app_says_which_labels_exist(tmp_path: Path) -> None:
+    executors = local_label(tmp_path)
+    proc = pwrun("run", str(WORKFLOWS / "slow.py"), "nope", "-e", str(executors), home=tmp_path)
     assert proc.returncode == 1
     assert "an app asked for executor 'nope', which this run does not have" in proc.stderr
     assert "(its labels: here)" in proc.stderr
+
+
+def test_a_label_the_workflow_names_is_checked_before_anything_starts(tmp_path: Path) -> None:
+    executors = local_label(tmp_path)
+    workflow = WORKFLOWS / "bad_label.py"
+    proc = pwrun("run", str(workflow), "-e", str(executors), home=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"error: {executors} has no label 'nope', which {workflow}:9 uses (its labels: here)\n"
+    )
+    assert not (tmp_path / "state" / "runs").exists()  # nothing made
+    proc = pwrun("run", str(workflow), home=tmp_path)
+    assert "the embedded local site (no -e EXECUTORS) has no label 'nope'" in proc.stderr
+
+
+def test_a_plain_parsl_workflow_runs_with_python_on_its_own_config(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(OWN_CONFIG), "with", str(tmp_path / "markers"), "local"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "local ran on " in proc.stdout and not any((tmp_path / "markers").iterdir())
+
+
+@pytest.mark.parametrize("form", ["load", "with", "twice"])
+def test_a_plain_parsl_workflow_runs_unchanged_with_its_retries(tmp_path: Path, form: str) -> None:
+    """Its first task succeeds only because its Config's retries=2 is kept."""
+    executors = local_label(tmp_path, "local")
+    markers = tmp_path / "markers"
+    proc = pwrun("run", str(OWN_CONFIG), form, str(markers), "local", "-e", str(executors),
+                 home=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("retried task ran on ") == (2 if form == "twice" else 1)
+    assert not any(markers.iterdir())  # each first try made its marker, each retry removed it
+    summary = f"pwrun: using your Config's retries=2; executors local from {executors}\n"
+    assert proc.stderr.count(summary) == proc.stdout.count("retried")
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_label_of_the_workflows_config_that_the_file_lacks_is_an_error(tmp_path: Path) -> None:
+    executors = local_label(tmp_path, "local")
+    proc = pwrun("run", str(OWN_CONFIG), "load", str(tmp_path), "local", "gpu",
+                 "-e", str(executors), home=tmp_path)  # fmt: skip
+    assert proc.returncode == 2
+    error = f"error: {executors} has no label 'gpu', which the workflow's Config uses "
+    assert error + "(its labels: local)\n" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_a_cluster_that_is_off_is_refused_before_anything_starts(tmp_path: Path) -> None:

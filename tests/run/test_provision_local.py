@@ -3,12 +3,16 @@ fails provisioning is named with its cause, and Ansible's artifacts hold no secr
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from pwrun.errors import InfrastructureError
+from pwrun.process import wait_until
 from pwrun.provision.runner import provision
 
 CANARIES = {
@@ -47,3 +51,34 @@ def test_a_failing_cluster_is_named_and_artifacts_hold_no_secret(
         data = path.read_bytes()
         leaked = [v for v in [*CANARIES.values(), "canary-become"] if v.encode() in data]
         assert not leaked, f"{path}: {leaked}"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_group_signal_stops_provisioning_and_what_it_started(tmp_path: Path, signum: int):
+    """Ctrl-C from a terminal while a provisioning step hangs: Ansible and the step stop."""
+    probing = tmp_path / "probing"
+    hanging = tmp_path / "python3"  # the cluster's python3, hanging when asked its version
+    hanging.write_text(f"#!/bin/sh\ntouch {probing}\nexec sleep 300 {probing}\n")
+    hanging.chmod(0o755)
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        "all:\n  hosts:\n    here:\n      ansible_connection: local\n"
+        f"      ansible_host: 127.0.0.1\n      ansible_python_interpreter: {sys.executable}\n"
+        f"      python_env_python: {hanging}\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pwrun.cli", "provision", "-i", str(inventory)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, "PWRUN_HOME": str(tmp_path / "state")}, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert wait_until(probing.exists, 120), proc.communicate(timeout=5)
+        os.killpg(proc.pid, signum)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr
+    assert "interrupted: torn down" in stderr and "Traceback" not in stderr
+    left = subprocess.run(["pgrep", "-af", str(probing)], capture_output=True, text=True).stdout
+    assert left == "", f"left behind: {left}"

@@ -9,7 +9,8 @@ import os
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,18 @@ import pytest
 from parsl import DataFlowKernel, File, bash_app, python_app
 from parsl.config import Config
 from parsl.curvezmq import _load_certificate
+from parsl.dataflow.dependency_resolvers import DEEP_DEPENDENCY_RESOLVER
+from parsl.dataflow.dflow import DataFlowKernelLoader
+from parsl.dataflow.memoization import BasicMemoizer
 from parsl.errors import ConfigurationError, NoDataFlowKernelError
 from parsl.executors import HighThroughputExecutor, ThreadPoolExecutor
 from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
+from parsl.monitoring import MonitoringHub
 from parsl.providers import LocalProvider, SlurmProvider
 from parsl.providers.cluster_provider import ClusterProvider
 from parsl.providers.errors import SchedulerMissingArgs
 
-from pwrun.parslcfg import compat
+from pwrun.parslcfg import compat, workflow
 from pwrun.parslcfg.render import make_certificates
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,24 +210,125 @@ def test_load_certificate_demands_a_secret_key_line(tmp_path: Path) -> None:
 # --- a loaded DataFlowKernel ----------------------------------------------------------------
 
 
-def test_load_once_serves_the_workflow_and_unloads(tmp_path: Path) -> None:
-    config = Config(executors=[ThreadPoolExecutor(label="threads")], run_dir=str(tmp_path))
-    original = parsl.load
-    shielded: list[bool] = []
+def some_settings() -> dict[str, Any]:
+    """A value for each Config setting, none of them its default."""
+    return {
+        "executors": [ThreadPoolExecutor(label="mine")],
+        "memoizer": BasicMemoizer(memoize=False),
+        "dependency_resolver": DEEP_DEPENDENCY_RESOLVER,
+        "exit_mode": "wait",
+        "garbage_collect": False,
+        "internal_tasks_max_threads": 3,
+        "retries": 2,
+        "retry_handler": lambda exception, task_record: 1.0,
+        "run_dir": "elsewhere",
+        "std_autopath": lambda task_record, kind: kind,
+        "strategy": "none",
+        "strategy_period": 1,
+        "max_idletime": 7.0,
+        "monitoring": MonitoringHub.__new__(MonitoringHub),  # made whole, it needs sqlalchemy
+        "usage_tracking": 1,
+        "project_name": "project",
+        "initialize_logging": False,
+    }
 
-    def shield() -> Iterator[None]:
-        shielded.append(True)
+
+def test_config_keeps_each_setting_as_the_attribute_of_its_name() -> None:
+    settings = some_settings()
+    assert set(compat.config_defaults()) == set(settings)
+    config = Config(**settings)
+    for name, value in settings.items():
+        assert getattr(config, name) == (tuple(value) if name == "executors" else value), name
+    assert all(getattr(Config(), n) == d for n, d in compat.config_defaults().items() if d)
+
+
+def test_pwrun_decides_each_config_setting() -> None:
+    """A setting a new Parsl adds is kept from the workflow's Config or replaced: decide."""
+    assert not set(workflow.KEPT) & set(workflow.REPLACED)
+    assert sorted(workflow.KEPT + workflow.REPLACED) == sorted(compat.config_defaults())
+
+
+class Loads:
+    """compat.loads_on_demand over configs of one thread pool each, recording what it does."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.own = self.config("own")
+        self.given: list[Config | None] = []
+        self.started: list[DataFlowKernel] = []
+        self.shielded = 0
+
+    def config(self, label: str) -> Config:
+        return Config(executors=[ThreadPoolExecutor(label=label)], run_dir=str(self.run_dir))
+
+    def build(self, given: Config | None) -> Config:
+        self.given.append(given)
+        return self.config("built")
+
+    @contextlib.contextmanager
+    def shield(self) -> Iterator[None]:
+        self.shielded += 1
         yield
 
+    def __call__(self) -> AbstractContextManager[list[DataFlowKernel]]:
+        return compat.loads_on_demand(self.own, self.build, self.started.append, self.shield)
+
+
+@pytest.fixture
+def loads(tmp_path: Path) -> Iterator[Loads]:
+    original = vars(DataFlowKernelLoader).copy(), parsl.load, parsl.dfk
+    yield Loads(tmp_path)
+    assert (vars(DataFlowKernelLoader), parsl.load, parsl.dfk) == original
+    with pytest.raises(NoDataFlowKernelError):
+        parsl.dfk()
+
+
+@python_app
+def where() -> list[str]:
+    return compat.executor_labels(parsl.dfk())
+
+
+def test_the_workflows_load_loads_the_build_of_its_config(loads: Loads) -> None:
     for _ in range(2):  # unloading lets a later run load again
-        with compat.loaded_once(config, contextlib.contextmanager(shield)) as dfk:
-            assert parsl.load(config) is dfk and parsl.load() is dfk
-            other = Config(executors=[ThreadPoolExecutor(label="other")], run_dir=str(tmp_path))
+        with loads() as dfks:
+            mine = loads.config("mine")
+            dfk = parsl.load(mine)
+            assert dfks == loads.started == [dfk] and loads.given[-1] is mine
+            assert parsl.load(mine) is parsl.load() is DataFlowKernelLoader.load() is dfk
             with pytest.raises(ConfigurationError, match="already been loaded"):
-                parsl.load(other)
-        assert parsl.load is original and shielded
-        with pytest.raises(NoDataFlowKernelError):
-            parsl.dfk()
+                parsl.load(loads.config("other"))
+            assert where().result() == ["built"]
+            loads.started.clear()
+        assert dfk.cleanup_called and loads.shielded
+
+
+@pytest.mark.parametrize("load", [lambda own: parsl.load(), lambda own: parsl.load(own)])
+def test_no_config_or_pwruns_own_loads_the_build_of_none(
+    loads: Loads, load: Callable[[Config], DataFlowKernel]
+) -> None:
+    with loads() as dfks:
+        assert load(loads.own) is dfks[0] and loads.given == [None]
+        assert parsl.load(loads.own) is parsl.load() is dfks[0]
+
+
+def test_an_app_invoked_before_any_load_loads_the_build_of_none(loads: Loads) -> None:
+    with loads() as dfks:
+        assert where().result() == ["built"]
+        assert loads.given == [None] and len(dfks) == 1
+
+
+def test_a_with_block_cleans_up_its_dfk_once_and_a_later_load_builds_again(
+    loads: Loads,
+) -> None:
+    with loads() as dfks:
+        with parsl.load(loads.config("first")) as first:
+            assert where().result() == ["built"]
+        assert first.cleanup_called
+        with pytest.raises(NoDataFlowKernelError):  # as in Parsl, no DFK after the block
+            where()
+        second = parsl.load(loads.config("second"))
+        assert dfks == loads.started == [first, second] and len(loads.given) == 2
+    assert second.cleanup_called  # and the first is not cleaned up again (Parsl would raise)
 
 
 class TestLoadedHighThroughputExecutor:
@@ -241,8 +347,9 @@ class TestLoadedHighThroughputExecutor:
         )
         assert htex.cert_dir is None
         compat.use_certificates(htex, str(make_certificates(run_dir)))
-        with compat.loaded_once(Config(executors=[htex], run_dir=str(run_dir))) as dfk:
-            yield dfk
+        config = Config(executors=[htex], run_dir=str(run_dir))
+        with compat.loads_on_demand(config, lambda given: config, lambda dfk: None):
+            yield parsl.load(config)
 
     @staticmethod
     def htex(dfk: DataFlowKernel) -> HighThroughputExecutor:
@@ -268,7 +375,7 @@ class TestLoadedHighThroughputExecutor:
 
     def test_internal_executor_is_left_out_of_the_labels(self, loaded: DataFlowKernel) -> None:
         assert compat.INTERNAL_EXECUTOR in loaded.executors
-        assert compat.executor_labels() == ["site"]
+        assert compat.executor_labels(loaded) == ["site"]
 
     def test_an_unknown_label_is_named_by_the_error(self, loaded: DataFlowKernel) -> None:
         @python_app(executors=["nope"])

@@ -3,7 +3,6 @@ each seeded with controllers spread over several pages plus instances that must 
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,14 +46,6 @@ def source_error(call: Callable[[], object], *secrets: str) -> SourceError:
     return error
 
 
-def closed_port_url(scheme: str = "http") -> str:
-    """A loopback URL where nothing listens."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"{scheme}://127.0.0.1:{port}"
-
-
 @pytest.fixture
 def slow_server() -> Iterator[JsonServer]:
     """A server that takes 3 s to answer anything."""
@@ -67,25 +58,8 @@ def slow_server() -> Iterator[JsonServer]:
 
 
 @pytest.fixture(autouse=True)
-def no_ambient_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only what a test gives is used: no ~/.aws, no ADC file, no instance metadata service."""
-    for name in (
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "GOOGLE_APPLICATION_CREDENTIALS",
-        "AZURE_CLIENT_SECRET",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
+def _isolated(no_ambient_credentials: None) -> None:
+    """Every test here uses only the credentials it is given."""
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +77,7 @@ def ec2() -> Iterator[Seeded]:
         }
         made = emu.add_instances("us-east-1", 1, tags=special)
         made += emu.add_instances("us-east-1", 22, per_reservation=2)
-        emu.client("us-east-1").stop_instances(InstanceIds=[made[-1]["InstanceId"]])
+        emu.client("ec2", "us-east-1").stop_instances(InstanceIds=[made[-1]["InstanceId"]])
         for instance in made:
             name = "aws-hpc" if instance is made[0] else instance["InstanceId"]
             seeded.controllers[name] = ("us-east-1", instance)

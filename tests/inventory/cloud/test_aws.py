@@ -12,8 +12,8 @@ import pytest
 
 from pwrun.inventory import list_clusters
 from pwrun.inventory.aws import AwsSource, Options
-from tests.emulators.cloud_http import JsonServer
-from tests.inventory.cloud.conftest import Seeded, closed_port_url, source_error
+from tests.emulators.cloud_http import JsonServer, closed_port_url
+from tests.inventory.cloud.conftest import Seeded, source_error
 from tests.inventory.conftest import pwrun
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from pwrun.inventory.azure import AzureSource, Options
 from tests.emulators.azure_arm import AzureArmEmulator
+from tests.emulators.cloud_http import closed_port_url
 from tests.inventory.cloud.conftest import (
     AZURE_SECRET,
     CLIENT_ID,
@@ -18,7 +19,6 @@ from tests.inventory.cloud.conftest import (
     TENANT,
     Seeded,
     azure_options,
-    closed_port_url,
     source_error,
 )
 

@@ -12,8 +12,9 @@ import pydantic
 import pytest
 
 from pwrun.inventory.gcp import GcpSource, Options
+from tests.emulators.cloud_http import closed_port_url
 from tests.emulators.gcp_compute import GcpComputeEmulator
-from tests.inventory.cloud.conftest import Seeded, closed_port_url, source_error
+from tests.inventory.cloud.conftest import Seeded, source_error
 
 REPO = Path(__file__).resolve().parents[3]
 LISTED = {"projects": ["proj-a", "proj-b"], "zones": ["us-central1-a", "us-east1-b"]}
