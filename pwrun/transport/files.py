@@ -5,7 +5,8 @@ once per store, however many tasks or names use it); `SiteFiles.get` fetches sit
 workstation paths. Requests made meanwhile are batched: one tar stream, one ssh round trip per
 batch and direction. Every destination is written under a temporary name and renamed, so a
 failed transfer leaves no partial file behind. Anything that can turn an object URL into a
-local file (and back) can use these two calls.
+local file (and back) can use these two calls. Files of `LARGE` bytes or more go by scp through
+the same connection instead (SFTP pipelines its requests: faster than one stream).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
@@ -38,15 +39,22 @@ MANIFEST = ".manifest"
 CHUNK = 1 << 20
 BATCH_LIMIT = 1000  # requests per round trip
 KEY_LENGTH = 32  # hex digits of sha256: 128 bits name a content
+LARGE = 16 << 20  # bytes: a file this large goes by scp, not in a batch's stream
 
-# Runs in the store: unpack the batch in a fresh directory, then move each object into place
-# under its content key (a rename: never a partial object) and make the links and
-# directories the manifest (the batch's last member) lists.
-PUT_SCRIPT = """set -e; umask 077; mkdir -p -- {store}/objects; cd {store}
+# Runs in the store, after checking that {kib} KiB more fit there.
+ROOM_SCRIPT = """set -e; umask 077; mkdir -p -- {store}/objects; cd {store}
 free=$(df -Pk . | awk 'NR == 2 {{print $4}}')
 [ "$free" -ge {kib} ] || {{
   echo "No space left on device: {kib} KiB needed in $PWD, $free KiB free" >&2; exit 28; }}
-t=$(mktemp -d .incoming.XXXXXX); trap 'rm -rf -- "$t"' EXIT
+"""
+INCOMING = "mktemp -d .incoming.XXXXXX"  # makes a new incoming directory, says its name
+# Unpack the batch in the incoming directory (fresh, or where the large files were copied),
+# then move each object into place under its content key (a rename: never a partial object)
+# and make the links and directories the manifest (the batch's last member) lists.
+PUT_SCRIPT = (
+    ROOM_SCRIPT
+    + """\
+t={incoming}; trap 'rm -rf -- "$t"' EXIT
 tar -xf - -C "$t"
 while read -r op a b; do case $op in
   O) chmod 400 -- "$t/$a"; mv -f -- "$t/$a" "objects/$b";;
@@ -54,10 +62,13 @@ while read -r op a b; do case $op in
   L) mkdir -p -- "inputs/$a"; ln -f -- "objects/$a" "inputs/$a/$b";;
 esac; done < "$t/{manifest}"
 """
-# Reads site paths, one a line; writes each file as its size, a newline and its bytes, or
-# "-" and a newline when it is not a regular file (and why, on stderr).
+)
+# Reads site paths, one a line; writes each file as its size, a newline and its bytes (only
+# its size and " large" from {large} bytes: fetched by scp after), or "-" and a newline when
+# it is not a regular file (and why, on stderr).
 GET_SCRIPT = """while IFS= read -r f; do
-  if [ -f "$f" ]; then s=$(wc -c < "$f"); echo $s; head -c $s -- "$f"
+  if [ -f "$f" ]; then s=$(wc -c < "$f")
+    if [ $s -ge {large} ]; then echo $s large; else echo $s; head -c $s -- "$f"; fi
   else echo -; ls -- "$f" || :; fi
 done"""
 TAR_END = bytes(1024)
@@ -228,10 +239,16 @@ class SiteFiles:
         waiting: list[tuple[Put, Future[list[str]], list[Identity]]],
         dirs: set[str],
     ) -> None:
-        """One tar stream: the files to send (as n0, n1...), then the manifest saying which
-        content key each one is and which links and directories to make."""
-        kib = sum(version[2] for version in send) // 1024 + 1
-        script = PUT_SCRIPT.format(store=shlex.quote(self.store), manifest=MANIFEST, kib=kib)
+        """Large files by scp into an incoming directory, then one tar stream: the other files
+        to send (all named n0, n1...), then the manifest saying which content key each one is
+        and which links and directories to make."""
+        large = [(version, path) for version, path in send.items() if version[2] >= LARGE]
+        small = [(version, path) for version, path in send.items() if version[2] < LARGE]
+        incoming = self.upload(large) if large else None
+        script = PUT_SCRIPT.format(
+            store=shlex.quote(self.store), manifest=MANIFEST, kib=kib(small),
+            incoming=shlex.quote(incoming[0]) if incoming else f"$({INCOMING})",
+        )  # fmt: skip
         with tempfile.TemporaryFile() as stderr:
             proc = subprocess.Popen(
                 [*self.ssh.argv(), script], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -239,9 +256,11 @@ class SiteFiles:
             )  # fmt: skip
             assert proc.stdin is not None
             try:
-                keys = [send_file(proc.stdin, f"n{i}", path, version)
-                        for i, (version, path) in enumerate(send.items())]  # fmt: skip
-                _keys.update(zip(send, keys, strict=True))
+                keys = (incoming[1] if incoming else []) + [
+                    send_file(proc.stdin, f"n{i}", path, version)
+                    for i, (version, path) in enumerate(small, len(large))
+                ]
+                _keys.update(zip([version for version, _ in large + small], keys, strict=True))
                 links = {
                     self.input_path(_keys[version], path): _keys[version]
                     for request, _, versions in waiting
@@ -261,18 +280,57 @@ class SiteFiles:
             except OSError as exc:  # a workstation file could not be read
                 proc.kill()
                 proc.wait()
-                raise TransferError(f"{exc.filename}: {exc.strerror or exc}") from None
+                raise unreadable(exc) from None
             if proc.wait() != 0 or not proc.stdin.closed:
-                raise TransferError(self.failure(proc.returncode, stderr))
+                stderr.seek(0)
+                raise TransferError(self.failure(proc.returncode, stderr.read()))
         self.objects.update(keys)
         self.links.update(new_links)
         self.bytes_sent += sum(version[2] for version in send)
 
-    def failure(self, code: int, stderr: IO[bytes]) -> str:
+    def upload(self, large: list[tuple[Identity, Path]]) -> tuple[str, list[str]]:
+        """Copy large files by scp into a new incoming directory of the store (once there is
+        room for them), as n0, n1...; that directory (store-relative) and their keys."""
+        room = ROOM_SCRIPT.format(store=shlex.quote(self.store), kib=kib(large))
+        incoming = self.call([*self.ssh.argv(), room + INCOMING]).strip()
+        try:
+            return incoming, [
+                self.copy(path, version, f"{self.store}/{incoming}/n{i}")
+                for i, (version, path) in enumerate(large)
+            ]
+        except BaseException:
+            with contextlib.suppress(TransferError):
+                self.call([*self.ssh.argv(), f"rm -rf -- {shlex.quote(self.store)}/{incoming}"])
+            raise
+
+    def copy(self, path: Path, version: Identity, site_path: str) -> str:
+        """scp one file to `site_path`, hashing it meanwhile; its content key. A file changed
+        since it was asked for is an error, as in `send_file`."""
+        try:
+            with open_version(path, version) as source, ThreadPoolExecutor(1) as hashing:
+                digest = hashlib.sha256()
+                hashed = hashing.submit(consume, read_hashed(source, version[2], str(path), digest))
+                self.call([*self.ssh.copy_argv(), str(path), self.ssh.remote(site_path)])
+                hashed.result()
+            if identity(path.stat()) != version:
+                raise stale(str(path))
+        except OSError as exc:
+            raise unreadable(exc) from None
+        return key_of(digest)
+
+    def call(self, argv: list[str]) -> str:
+        """Run ssh or scp to the site; its output, or a TransferError saying why it failed."""
+        proc = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, start_new_session=True
+        )
+        if proc.returncode != 0:
+            raise TransferError(self.failure(proc.returncode, proc.stderr))
+        return proc.stdout.decode(errors="replace")
+
+    def failure(self, code: int, stderr: bytes) -> str:
         """Why the site's side failed: ssh's last word, or the first error of the command
         (tar's last line only says that it failed)."""
-        stderr.seek(0)
-        text = stderr.read().decode(errors="replace")
+        text = stderr.decode(errors="replace")
         if code == 255:
             return f"ssh failed: {last_line(text)}"
         lines = text.strip().splitlines()
@@ -299,12 +357,13 @@ class SiteFiles:
         the problems, by fetch."""
         problems: dict[Fetch, str] = {}
         absent: list[Fetch] = []
+        large: list[tuple[Fetch, int]] = []
         with tempfile.TemporaryFile() as paths, tempfile.TemporaryFile() as stderr:
             paths.write("".join(f"{fetch.site_path}\n" for fetch in fetches).encode())
             paths.seek(0)
             proc = subprocess.Popen(
-                [*self.ssh.argv(), GET_SCRIPT], stdin=paths, stdout=subprocess.PIPE,
-                stderr=stderr, start_new_session=True,
+                [*self.ssh.argv(), GET_SCRIPT.format(large=LARGE)], stdin=paths,
+                stdout=subprocess.PIPE, stderr=stderr, start_new_session=True,
             )  # fmt: skip
             assert proc.stdout is not None
             try:
@@ -312,6 +371,8 @@ class SiteFiles:
                     header = proc.stdout.readline()
                     if header == b"-\n":
                         absent.append(fetch)
+                    elif header.endswith(b" large\n"):
+                        large.append((fetch, int(header.split()[0])))
                     elif header.strip().isdigit():
                         problem = self.receive_one(proc.stdout, int(header), fetch)
                         problems.update({fetch: problem} if problem else {})
@@ -323,13 +384,19 @@ class SiteFiles:
                     proc.wait(timeout=10)
                 proc.kill()
                 proc.wait()
-                raise TransferError(self.failure(proc.returncode, stderr)) from None
+                stderr.seek(0)
+                raise TransferError(self.failure(proc.returncode, stderr.read())) from None
             finally:
                 proc.stdout.close()
-            if proc.wait() != 0:
-                raise TransferError(self.failure(proc.returncode, stderr))
+            proc.wait()
             stderr.seek(0)
-            messages = stderr.read().decode(errors="replace").splitlines()
+            text = stderr.read()
+            if proc.returncode != 0:
+                raise TransferError(self.failure(proc.returncode, text))
+            messages = text.decode(errors="replace").splitlines()
+        for fetch, size in large:
+            problem = self.download(fetch, size)
+            problems.update({fetch: problem} if problem else {})
         for fetch in absent:
             said = next((m.rsplit(": ", 1)[-1] for m in messages if fetch.site_path in m), "")
             if fetch.required:
@@ -343,11 +410,65 @@ class SiteFiles:
         try:
             write_atomically(fetch.dest, content, fetch.append)
         except OSError as exc:
-            for _ in content:  # keep the stream in step
-                pass
+            consume(content)  # keep the stream in step
             return f"{exc.strerror or exc} on the workstation"
         self.bytes_received += size
         return None
+
+    def download(self, fetch: Fetch, size: int) -> str | None:
+        """scp a large site file to a temporary beside its destination, renamed (or added to
+        it, for an `append`) when complete; a problem is returned."""
+        try:
+            fd, temporary = temporary_beside(fetch.dest)
+        except OSError as exc:
+            return f"{exc.strerror or exc} on the workstation"
+        os.close(fd)
+        try:
+            self.call([*self.ssh.copy_argv(), self.ssh.remote(fetch.site_path), temporary])
+            if fetch.append:
+                with open(temporary, "rb") as content:
+                    write_atomically(fetch.dest, chunks(content, size), append=True)
+            else:
+                os.chmod(temporary, 0o666 & ~_UMASK)
+                os.replace(temporary, fetch.dest)
+        except TransferError as exc:
+            return str(exc)
+        except (OSError, EOFError) as exc:
+            return f"{getattr(exc, 'strerror', None) or exc or 'cut short'} on the workstation"
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+        self.bytes_received += size
+        return None
+
+
+def kib(files: list[tuple[Identity, Path]]) -> int:
+    """The room, in KiB, that `files` take (rounded up, at least one)."""
+    return sum(version[2] for version, _ in files) // 1024 + 1
+
+
+def unreadable(exc: OSError) -> TransferError:
+    """The error for a workstation file that could not be read."""
+    return TransferError(f"{exc.filename}: {exc.strerror or exc}")
+
+
+def stale(origin: str) -> OSError:
+    return OSError(errno.ESTALE, "changed while being sent", origin)
+
+
+@contextlib.contextmanager
+def open_version(path: Path, version: Identity) -> Iterator[IO[bytes]]:
+    """`path` open for reading; `version` is the file as it was asked for: one changed since
+    is an error, not a new content sent under the old key."""
+    with path.open("rb") as source:
+        if identity(os.fstat(source.fileno())) != version:
+            raise stale(str(path))
+        yield source
+
+
+def consume(content: Iterable[bytes]) -> None:
+    for _ in content:
+        pass
 
 
 def chunks(stream: IO[bytes], size: int) -> Iterator[bytes]:
@@ -361,11 +482,8 @@ def chunks(stream: IO[bytes], size: int) -> Iterator[bytes]:
 
 
 def send_file(out: IO[bytes], name: str, path: Path, version: Identity) -> str:
-    """Write a file as tar member `name`; its content key. `version` is the file as it was
-    asked for: one changed since is an error, not a new content sent under the old key."""
-    with path.open("rb") as source:
-        if identity(os.fstat(source.fileno())) != version:
-            raise OSError(errno.ESTALE, "changed while being sent", str(path))
+    """Write a file as tar member `name`; its content key (see `open_version`)."""
+    with open_version(path, version) as source:
         return send_member(out, name, source, version[2], str(path))
 
 
@@ -375,23 +493,34 @@ def send_member(out: IO[bytes], name: str, source: IO[bytes], size: int, origin:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = size, 0o400, int(time.time())
     out.write(info.tobuf(tarfile.USTAR_FORMAT))
-    sent = 0
-    while chunk := source.read(min(CHUNK, size - sent)):
-        digest.update(chunk)
+    for chunk in read_hashed(source, size, origin, digest):
         out.write(chunk)
-        sent += len(chunk)
-    if sent != size:
-        raise OSError(errno.ESTALE, "changed while being sent", origin)
     out.write(bytes(-size % tarfile.BLOCKSIZE))
     return key_of(digest)
+
+
+def read_hashed(source: IO[bytes], size: int, origin: str, digest: Any) -> Iterator[bytes]:
+    """The `size` bytes of `source`, added to `digest` on the way; fewer is a stale file."""
+    read = 0
+    while chunk := source.read(min(CHUNK, size - read)):
+        digest.update(chunk)
+        read += len(chunk)
+        yield chunk
+    if read != size:
+        raise stale(origin)
+
+
+def temporary_beside(dest: Path) -> tuple[int, str]:
+    """A new temporary file in `dest`'s directory (made if needed): its descriptor, path."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
 
 
 def write_atomically(dest: Path, content: Iterable[bytes], append: bool = False) -> None:
     """Write `content` to `dest` through a temporary file beside it, renamed when complete
     (`append`: after what `dest` holds)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
     with _APPENDING if append else contextlib.nullcontext():
-        fd, temporary = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        fd, temporary = temporary_beside(dest)
         try:
             with os.fdopen(fd, "wb") as out:
                 if append and dest.exists():

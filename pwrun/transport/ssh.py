@@ -96,25 +96,39 @@ class SSHTarget:
 
     def argv(self, *args: str, multiplex: bool = True) -> list[str]:
         """The ssh command line for this target, `args` placed before the destination."""
-        argv = ["ssh"]
-        if self.config_file:
-            argv += ["-F", self.config_file]
+        shared = ["ControlMaster=no", "ControlPath=none"]
+        if multiplex:
+            self.control_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            shared = [
+                "ControlMaster=auto",
+                f"ControlPath={self.control_path}",
+                "ControlPersist=120",
+            ]
+        return ["ssh", *self.flags("-p", *shared), *args, "--", self.destination]
+
+    def copy_argv(self) -> list[str]:
+        """scp with this target's options, through its shared connection (ControlMaster=no:
+        it never becomes a master); one end written as `remote(path)`."""
+        return ["scp", *self.flags("-P", "ControlMaster=no", f"ControlPath={self.control_path}")]
+
+    def remote(self, path: str) -> str:
+        """A path on the login node, as scp names it."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.user}@{host}:{path}" if self.user else f"{host}:{path}"
+
+    def flags(self, port_flag: str, *extra: str) -> list[str]:
+        """The options of ssh (or scp: its `port_flag` differs), with `extra` `-o` options."""
+        argv = ["-F", self.config_file] if self.config_file else []
         argv += ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
         if self.known_hosts:
             argv += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
         if self.identity_file:
             argv += ["-i", self.identity_file, "-o", "IdentitiesOnly=yes"]
         if self.port:
-            argv += ["-p", str(self.port)]
-        for option in self.options:
+            argv += [port_flag, str(self.port)]
+        for option in (*self.options, *extra):
             argv += ["-o", option]
-        if multiplex:
-            self.control_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            argv += ["-o", "ControlMaster=auto", "-o", f"ControlPath={self.control_path}",
-                     "-o", "ControlPersist=120"]  # fmt: skip
-        else:
-            argv += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
-        return [*argv, *args, "--", self.destination]
+        return argv
 
     def run(
         self,

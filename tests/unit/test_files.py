@@ -27,6 +27,12 @@ class LocalShell(SSHTarget):
     def argv(self, *args: str, multiplex: bool = True) -> list[str]:
         return ["sh", "-c"]
 
+    def copy_argv(self) -> list[str]:
+        return ["cp", "--"]
+
+    def remote(self, path: str) -> str:
+        return path
+
 
 @pytest.fixture
 def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
@@ -211,3 +217,63 @@ def test_site_names_need_no_quoting(name: str, safe: str) -> None:
 
 def test_the_store_sits_beside_the_runs_executor_directories() -> None:
     assert files.store_dir("/home/u/.pwrun/runs/r1/map") == "/home/u/.pwrun/runs/r1/files"
+
+
+@pytest.fixture
+def large(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Files from 1,000 bytes go by (a stand-in for) scp."""
+    monkeypatch.setattr(files, "LARGE", 1000)
+    return 1000
+
+
+def test_large_files_go_by_copy_keyed_and_renamed_small_ones_batched(
+    site: SiteFiles, tmp_path: Path, round_trips: list[list[str]], large: int
+) -> None:
+    big = workstation_file(tmp_path, "big.bin", os.urandom(5 * large))
+    small = workstation_file(tmp_path, "small.txt", b"small")
+    paths = site.put([big, small]).result(timeout=30)
+    assert [Path(p).read_bytes() for p in paths] == [big.read_bytes(), b"small"]
+    assert Path(paths[0]).parent.name == hashlib.sha256(big.read_bytes()).hexdigest()[:32]
+    assert [argv[0] for argv in round_trips] == ["sh", "cp", "sh"]  # room, copy, batch
+    assert sorted(os.listdir(site.store)) == ["inputs", "objects"]  # no incoming left
+    back = tmp_path / "ws" / "back" / "big.bin"
+    log = workstation_file(tmp_path, "log", b"before\n")
+    site.get([Fetch(paths[0], back), Fetch(paths[0], log, append=True)]).result(timeout=30)
+    assert (
+        back.read_bytes() == big.read_bytes() and log.read_bytes() == b"before\n" + big.read_bytes()
+    )
+    assert site.bytes_received == 10 * large and not list((tmp_path / "ws").rglob("*.part"))
+
+
+def test_a_failed_large_copy_names_file_site_and_cause_and_leaves_nothing(
+    tmp_path: Path, large: int
+) -> None:
+    @dataclass(frozen=True)
+    class Full(LocalShell):
+        def copy_argv(self) -> list[str]:
+            return ["sh", "-c", "echo 'scp: write: No space left on device' >&2; exit 1", "scp"]
+
+    site = SiteFiles("site-a", Full("login"), str(tmp_path / "site" / "files"))
+    big = workstation_file(tmp_path, "big.bin", bytes(2 * large))
+    with pytest.raises(TransferError) as failed:
+        site.put([big]).result(timeout=30)
+    assert str(failed.value) == f"sending {big} to site-a: scp: write: No space left on device"
+    assert os.listdir(site.store) == ["objects"] and not site.objects
+    remote = tmp_path / "site" / "out.bin"
+    remote.write_bytes(bytes(2 * large))
+    with pytest.raises(TransferError, match=r"ws/out.bin \(from site-a:.*/out.bin\): scp: write"):
+        site.get([Fetch(str(remote), tmp_path / "ws" / "out.bin")]).result(timeout=30)
+    assert os.listdir(tmp_path / "ws") == ["big.bin"]
+
+
+def test_scp_goes_through_the_shared_connection_with_the_same_checks() -> None:
+    target = SSHTarget("10.0.0.2", "u", 2222, "/k", "/known", options=("ServerAliveInterval=5",))
+    argv = target.copy_argv()
+    assert argv[0] == "scp" and argv[argv.index("-P") + 1] == "2222" and "-p" not in argv
+    options = {argv[i + 1] for i, word in enumerate(argv) if word == "-o"}
+    assert {"StrictHostKeyChecking=yes", "BatchMode=yes", "UserKnownHostsFile=/known",
+            "ServerAliveInterval=5", "ControlMaster=no",
+            f"ControlPath={target.control_path}"} <= options  # fmt: skip
+    assert not any(o.startswith("ControlPersist") for o in options)
+    assert target.remote("/a b") == "u@10.0.0.2:/a b"
+    assert SSHTarget("::1").remote("/x") == "[::1]:/x"
