@@ -411,7 +411,7 @@ class SiteFiles:
             write_atomically(fetch.dest, content, fetch.append)
         except OSError as exc:
             consume(content)  # keep the stream in step
-            return f"{exc.strerror or exc} on the workstation"
+            return on_workstation(exc)
         self.bytes_received += size
         return None
 
@@ -421,7 +421,7 @@ class SiteFiles:
         try:
             fd, temporary = temporary_beside(fetch.dest)
         except OSError as exc:
-            return f"{exc.strerror or exc} on the workstation"
+            return on_workstation(exc)
         os.close(fd)
         try:
             self.call([*self.ssh.copy_argv(), self.ssh.remote(fetch.site_path), temporary])
@@ -433,8 +433,10 @@ class SiteFiles:
                 os.replace(temporary, fetch.dest)
         except TransferError as exc:
             return str(exc)
-        except (OSError, EOFError) as exc:
-            return f"{getattr(exc, 'strerror', None) or exc or 'cut short'} on the workstation"
+        except OSError as exc:
+            return on_workstation(exc)
+        except EOFError:
+            return "changed on the site while being copied"
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
@@ -445,6 +447,10 @@ class SiteFiles:
 def kib(files: list[tuple[Identity, Path]]) -> int:
     """The room, in KiB, that `files` take (rounded up, at least one)."""
     return sum(version[2] for version, _ in files) // 1024 + 1
+
+
+def on_workstation(exc: OSError) -> str:
+    return f"{exc.strerror or exc} on the workstation"
 
 
 def unreadable(exc: OSError) -> TransferError:
