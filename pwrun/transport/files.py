@@ -41,20 +41,15 @@ BATCH_LIMIT = 1000  # requests per round trip
 KEY_LENGTH = 32  # hex digits of sha256: 128 bits name a content
 LARGE = 16 << 20  # bytes: a file this large goes by scp, not in a batch's stream
 
-# Runs in the store, after checking that {kib} KiB more fit there.
-ROOM_SCRIPT = """set -e; umask 077; mkdir -p -- {store}/objects; cd {store}
+# Runs in the store: check that {kib} KiB fit, make an incoming directory and say its name
+# (large files are copied there meanwhile), unpack the batch there, then move each object into
+# place under its content key (a rename: never a partial object) and make the links and
+# directories the manifest (the batch's last member) lists.
+PUT_SCRIPT = """set -e; umask 077; mkdir -p -- {store}/objects; cd {store}
 free=$(df -Pk . | awk 'NR == 2 {{print $4}}')
 [ "$free" -ge {kib} ] || {{
   echo "No space left on device: {kib} KiB needed in $PWD, $free KiB free" >&2; exit 28; }}
-"""
-INCOMING = "mktemp -d .incoming.XXXXXX"  # makes a new incoming directory, says its name
-# Unpack the batch in the incoming directory (fresh, or where the large files were copied),
-# then move each object into place under its content key (a rename: never a partial object)
-# and make the links and directories the manifest (the batch's last member) lists.
-PUT_SCRIPT = (
-    ROOM_SCRIPT
-    + """\
-t={incoming}; trap 'rm -rf -- "$t"' EXIT
+t=$(mktemp -d .incoming.XXXXXX); trap 'rm -rf -- "$t"' EXIT; echo "$t"
 tar -xf - -C "$t"
 while read -r op a b; do case $op in
   O) chmod 400 -- "$t/$a"; mv -f -- "$t/$a" "objects/$b";;
@@ -62,7 +57,6 @@ while read -r op a b; do case $op in
   L) mkdir -p -- "inputs/$a"; ln -f -- "objects/$a" "inputs/$a/$b";;
 esac; done < "$t/{manifest}"
 """
-)
 # Reads site paths, one a line; writes each file as its size, a newline and its bytes (only
 # its size and " large" from {large} bytes: fetched by scp after), or "-" and a newline when
 # it is not a regular file (and why, on stderr).
@@ -239,69 +233,72 @@ class SiteFiles:
         waiting: list[tuple[Put, Future[list[str]], list[Identity]]],
         dirs: set[str],
     ) -> None:
-        """Large files by scp into an incoming directory, then one tar stream: the other files
-        to send (all named n0, n1...), then the manifest saying which content key each one is
-        and which links and directories to make."""
+        """Large files by scp into the incoming directory PUT_SCRIPT names, then one tar
+        stream to it: the other files (all named n0, n1...), then the manifest saying which
+        content key each one is and which links and directories to make."""
         large = [(version, path) for version, path in send.items() if version[2] >= LARGE]
         small = [(version, path) for version, path in send.items() if version[2] < LARGE]
-        incoming = self.upload(large) if large else None
-        script = PUT_SCRIPT.format(
-            store=shlex.quote(self.store), manifest=MANIFEST, kib=kib(small),
-            incoming=shlex.quote(incoming[0]) if incoming else f"$({INCOMING})",
-        )  # fmt: skip
+        kib = sum(version[2] for version in send) // 1024 + 1
+        script = PUT_SCRIPT.format(store=shlex.quote(self.store), manifest=MANIFEST, kib=kib)
         with tempfile.TemporaryFile() as stderr:
             proc = subprocess.Popen(
-                [*self.ssh.argv(), script], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                [*self.ssh.argv(), script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=stderr, start_new_session=True,
             )  # fmt: skip
-            assert proc.stdin is not None
-            try:
-                keys = (incoming[1] if incoming else []) + [
-                    send_file(proc.stdin, f"n{i}", path, version)
-                    for i, (version, path) in enumerate(small, len(large))
-                ]
-                _keys.update(zip([version for version, _ in large + small], keys, strict=True))
-                links = {
-                    self.input_path(_keys[version], path): _keys[version]
-                    for request, _, versions in waiting
-                    for version, path in zip(versions, request.paths, strict=True)
-                }
-                new_links = {link: key for link, key in links.items() if link not in self.links}
-                manifest = "".join(
-                    [f"O n{i} {key}\n" for i, key in enumerate(keys)]
-                    + [f"D {d}\n" for d in sorted(dirs)]
-                    + [f"L {key} {posixpath.basename(link)}\n" for link, key in new_links.items()]
-                ).encode()
-                send_member(proc.stdin, MANIFEST, io.BytesIO(manifest), len(manifest), MANIFEST)
-                proc.stdin.write(TAR_END)
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass  # the site stopped reading: its stderr says why
-            except OSError as exc:  # a workstation file could not be read
-                proc.kill()
-                proc.wait()
-                raise unreadable(exc) from None
-            if proc.wait() != 0 or not proc.stdin.closed:
-                stderr.seek(0)
-                raise TransferError(self.failure(proc.returncode, stderr.read()))
+            assert proc.stdin is not None and proc.stdout is not None
+            with proc.stdout:  # open until the site is done: it says where to copy
+                try:
+                    keys = self.upload(proc.stdout, large) + [
+                        send_file(proc.stdin, f"n{i}", path, version)
+                        for i, (version, path) in enumerate(small, len(large))
+                    ]
+                    _keys.update(zip([version for version, _ in large + small], keys, strict=True))
+                    links = {
+                        self.input_path(_keys[version], path): _keys[version]
+                        for request, _, versions in waiting
+                        for version, path in zip(versions, request.paths, strict=True)
+                    }
+                    new_links = {link: key for link, key in links.items() if link not in self.links}
+                    manifest = "".join(
+                        [f"O n{i} {key}\n" for i, key in enumerate(keys)]
+                        + [f"D {d}\n" for d in sorted(dirs)]
+                        + [
+                            f"L {key} {posixpath.basename(link)}\n"
+                            for link, key in new_links.items()
+                        ]
+                    ).encode()
+                    send_member(proc.stdin, MANIFEST, io.BytesIO(manifest), len(manifest), MANIFEST)
+                    proc.stdin.write(TAR_END)
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass  # the site stopped reading: its stderr says why
+                except TransferError:  # a large file did not go: the site removes the others
+                    proc.stdin.close()
+                    proc.wait()
+                    raise
+                except OSError as exc:  # a workstation file could not be read
+                    proc.kill()
+                    proc.wait()
+                    raise unreadable(exc) from None
+                if proc.wait() != 0 or not proc.stdin.closed:
+                    stderr.seek(0)
+                    raise TransferError(self.failure(proc.returncode, stderr.read()))
         self.objects.update(keys)
         self.links.update(new_links)
         self.bytes_sent += sum(version[2] for version in send)
 
-    def upload(self, large: list[tuple[Identity, Path]]) -> tuple[str, list[str]]:
-        """Copy large files by scp into a new incoming directory of the store (once there is
-        room for them), as n0, n1...; that directory (store-relative) and their keys."""
-        room = ROOM_SCRIPT.format(store=shlex.quote(self.store), kib=kib(large))
-        incoming = self.call([*self.ssh.argv(), room + INCOMING]).strip()
-        try:
-            return incoming, [
-                self.copy(path, version, f"{self.store}/{incoming}/n{i}")
-                for i, (version, path) in enumerate(large)
-            ]
-        except BaseException:
-            with contextlib.suppress(TransferError):
-                self.call([*self.ssh.argv(), f"rm -rf -- {shlex.quote(self.store)}/{incoming}"])
-            raise
+    def upload(self, said: IO[bytes], large: list[tuple[Identity, Path]]) -> list[str]:
+        """Copy large files by scp (as n0, n1...) into the incoming directory the site names
+        on `said`, once it has found room for them; their keys."""
+        if not large:
+            return []
+        incoming = said.readline().decode().strip()
+        if not incoming:
+            raise BrokenPipeError  # the site gave up: its stderr says why
+        return [
+            self.copy(path, version, f"{self.store}/{incoming}/n{i}")
+            for i, (version, path) in enumerate(large)
+        ]
 
     def copy(self, path: Path, version: Identity, site_path: str) -> str:
         """scp one file to `site_path`, hashing it meanwhile; its content key. A file changed
@@ -442,11 +439,6 @@ class SiteFiles:
                 os.unlink(temporary)
         self.bytes_received += size
         return None
-
-
-def kib(files: list[tuple[Identity, Path]]) -> int:
-    """The room, in KiB, that `files` take (rounded up, at least one)."""
-    return sum(version[2] for version, _ in files) // 1024 + 1
 
 
 def on_workstation(exc: OSError) -> str:
