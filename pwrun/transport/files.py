@@ -289,31 +289,36 @@ class SiteFiles:
 
     def upload(self, said: IO[bytes], large: list[tuple[Identity, Path]]) -> list[str]:
         """Copy large files by scp (as n0, n1...) into the incoming directory the site names
-        on `said`, once it has found room for them; their keys."""
+        on `said` once it has found room, hashing them meanwhile; their keys. A file changed
+        since it was asked for is an error, as in `send_file`."""
         if not large:
             return []
-        incoming = said.readline().decode().strip()
-        if not incoming:
-            raise BrokenPipeError  # the site gave up: its stderr says why
-        return [
-            self.copy(path, version, f"{self.store}/{incoming}/n{i}")
-            for i, (version, path) in enumerate(large)
-        ]
-
-    def copy(self, path: Path, version: Identity, site_path: str) -> str:
-        """scp one file to `site_path`, hashing it meanwhile; its content key. A file changed
-        since it was asked for is an error, as in `send_file`."""
+        digests = [hashlib.sha256() for _ in large]
         try:
-            with open_version(path, version) as source, ThreadPoolExecutor(1) as hashing:
-                digest = hashlib.sha256()
-                hashed = hashing.submit(consume, read_hashed(source, version[2], str(path), digest))
-                self.call([*self.ssh.copy_argv(), str(path), self.ssh.remote(site_path)])
-                hashed.result()
-            if identity(path.stat()) != version:
-                raise stale(str(path))
+            with contextlib.ExitStack() as opened, ThreadPoolExecutor(1) as hashing:
+                hashed = [
+                    hashing.submit(consume, read_hashed(
+                        opened.enter_context(open_version(path, version)), version[2],
+                        str(path), digest,
+                    ))
+                    for (version, path), digest in zip(large, digests, strict=True)
+                ]  # fmt: skip
+                incoming = said.readline().decode().strip()
+                if not incoming:
+                    raise BrokenPipeError  # the site gave up: its stderr says why
+                for i, (_, path) in enumerate(large):
+                    remote = self.ssh.remote(f"{self.store}/{incoming}/n{i}")
+                    self.call([*self.ssh.copy_argv(), str(path), remote])
+                for done in hashed:
+                    done.result()
+            for version, path in large:
+                if identity(path.stat()) != version:
+                    raise stale(str(path))
+        except BrokenPipeError:
+            raise
         except OSError as exc:
             raise unreadable(exc) from None
-        return key_of(digest)
+        return [key_of(digest) for digest in digests]
 
     def call(self, argv: list[str]) -> str:
         """Run ssh or scp to the site; its output, or a TransferError saying why it failed."""
