@@ -45,6 +45,7 @@ def pwrun_run(home: Path, tasks: int, executors: Path | None, inventory: Path | 
         sys.exit(f"pwrun run failed:\n{proc.stderr[-3000:]}")
     result = {
         "first result": float(re.search(r"first result ([\d.]+) s", proc.stdout)[1]),
+        "of which parsl.load": float(re.search(r"loaded ([\d.]+) s", proc.stdout)[1]),
     }
     if tasks:
         result["throughput"] = float(re.search(r"throughput ([\d.]+)", proc.stdout)[1])
@@ -71,11 +72,14 @@ def main() -> None:
             ]
             medians = {s: statistics.median(x[s] for x in samples) for s in STAGES}
             overhead = sum(medians.values())
+            own = overhead - medians["first result"]  # what pwrun itself does
+            load = statistics.median(x["of which parsl.load"] for x in samples)
             goal = f" (target <= {target} s)" if target else ""
             print(f"warm, {sites} site(s), median of {args.repeat}: "
                   + " · ".join(f"{k} {v:.2f}s" for k, v in medians.items())
-                  + f" | all but the workflow {overhead:.2f}s{goal}, "
-                  f"teardown {medians['teardown']:.2f}s (target < 2 s)")  # fmt: skip
+                  + f" (of which parsl.load {load:.2f}s) | all but the workflow {overhead:.2f}s"
+                  f"{goal}; pwrun's own stages {own:.2f}s, teardown {medians['teardown']:.2f}s "
+                  "(target < 2 s)")  # fmt: skip
         local, remote = [], []
         for _ in range(args.repeat):
             local.append(pwrun_run(home, args.tasks, None, None)["throughput"])

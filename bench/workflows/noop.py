@@ -17,6 +17,7 @@ if __name__ == "__main__":
     tasks = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     start = time.perf_counter()
     dfk = parsl.load(pwrun.config())
+    print(f"loaded {time.perf_counter() - start:.2f} s")  # the DFK: interchanges, first blocks
     labels = [label for label in dfk.executors if not label.startswith("_parsl")]
     apps = {label: python_app(nothing, executors=[label]) for label in labels}
     for future in [app() for app in apps.values()]:

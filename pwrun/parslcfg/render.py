@@ -16,6 +16,7 @@ from parsl.curvezmq import create_certificates
 from parsl.executors import HighThroughputExecutor
 
 from pwrun import state
+from pwrun.data.cache import OBJECTS_DIR, ObjectCache
 from pwrun.parslcfg import STRATEGY_PERIOD, local_executor
 from pwrun.parslcfg.compat import (
     CLIENT_KEY,
@@ -46,10 +47,15 @@ class SiteEndpoint:
 
 
 def site_executor(
-    label: str, spec: ExecutorSpec, site: SiteEndpoint, cert_dir: str, files: SiteFiles
+    label: str,
+    spec: ExecutorSpec,
+    site: SiteEndpoint,
+    cert_dir: str,
+    files: SiteFiles,
+    objects: ObjectCache,
 ) -> SiteExecutor:
     """One HTEX whose blocks are Slurm jobs on `site`, submitted over ssh; its tasks' files
-    and streams move through `files`."""
+    and streams move through `files`, their objects through `objects`."""
     env = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in spec.env.items())
     remote_cert_dir = f"{site.remote_dir}/certificates"
     provider = RemoteSlurmProvider(
@@ -80,7 +86,7 @@ def site_executor(
         interchange_launch_cmd=list(INTERCHANGE_LAUNCH_CMD),
     )
     use_certificates(executor, cert_dir)
-    executor.attach(files, site.remote_dir)
+    executor.attach(files, site.remote_dir, objects)
     return executor
 
 
@@ -115,8 +121,10 @@ def render(
     """The run's Config: one executor per label, in the order of the executors file.
 
     Labels on the local site run on this machine; every other label has an endpoint in `sites`.
-    Labels sharing a site and run directory share its file store.
+    Labels sharing a site and run directory share its file store; all share the run's object
+    cache (`<run_dir>/objects`).
     """
+    objects = ObjectCache(run_dir / OBJECTS_DIR)
     stores: dict[tuple[SSHTarget, str], SiteFiles] = {}
     executors: list[HighThroughputExecutor] = []
     for label, spec in specs.items():
@@ -129,7 +137,7 @@ def render(
         store = (site.ssh, store_dir(site.remote_dir))
         if store not in stores:
             stores[store] = SiteFiles(site.site, *store)
-        executors.append(site_executor(label, spec, site, str(cert_dir), stores[store]))
+        executors.append(site_executor(label, spec, site, str(cert_dir), stores[store], objects))
     return Config(
         executors=executors,
         run_dir=str(run_dir / state.PARSL_DIR),

@@ -3,8 +3,10 @@
 `MovesFiles.submit` gives each try of a task site paths for its `file` Files and bash_app
 streams: inputs are sent to the site's store before the task goes out; outputs come back after
 it succeeds, streams after it ends either way, all before the task's future resolves (so
-output DataFutures resolve after their copy). A transfer that fails fails the task, naming the
-file, the site and the cause.
+output DataFutures resolve after their copy). `s3://` and `gs://` Files move the same way
+through the run's ObjectCache: fetched on the workstation before they are sent, published from
+it once they are back. A transfer that fails fails the task, naming the file, the site and the
+cause.
 """
 
 from __future__ import annotations
@@ -19,13 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parsl.data_provider.data_manager import default_staging
 from parsl.data_provider.files import File
+from parsl.data_provider.staging import Staging
 from parsl.executors import HighThroughputExecutor
 from parsl.executors.base import ParslExecutor
 
 from pwrun.console import warn
+from pwrun.data.cache import ObjectCache, at_site, gather, object_name
+from pwrun.data.objects import is_object_url
+from pwrun.errors import ObjectStoreError
 from pwrun.parslcfg import compat
-from pwrun.transport.files import Fetch, SiteFiles, safe_name
+from pwrun.transport.files import Fetch, SiteFiles, TransferError, safe_name
 
 STREAMS = ("stdout", "stderr")
 NOT_INPUTS = ("inputs", "outputs", *STREAMS)
@@ -36,9 +43,34 @@ def is_local_file(value: object) -> bool:
     return isinstance(value, File) and value.scheme == "file"
 
 
+def is_object(value: object) -> bool:
+    """An s3:// or gs:// File."""
+    return isinstance(value, File) and is_object_url(value.url)
+
+
+def is_moved(value: object) -> bool:
+    """A File the executor moves: a workstation file or an object."""
+    return is_local_file(value) or is_object(value)
+
+
 def workstation_path(path: str) -> Path:
     """A workstation path as the workflow meant it: relative to its current directory."""
     return Path(os.path.abspath(path))
+
+
+def source(file: File) -> str:
+    """Where an input comes from: its object URL, or its absolute workstation path."""
+    return file.url if is_object(file) else str(workstation_path(file.path))
+
+
+class ObjectsMoved(Staging):
+    """Parsl leaves s3:// and gs:// Files to the executor, as it does `file` ones."""
+
+    def can_stage_in(self, file: File) -> bool:
+        return is_object(file)
+
+    def can_stage_out(self, file: File) -> bool:
+        return is_object(file)
 
 
 @dataclass
@@ -49,19 +81,30 @@ class TaskPlan:
     outputs: list[Fetch]  # after success
     streams: list[Fetch]  # always
     output_dirs: list[str]  # relative to the store: made before the task
+    published: dict[Fetch, str] = field(default_factory=dict)  # object outputs: fetch -> URL
     site_paths: dict[int, str] = field(default_factory=dict)  # id(File) -> site path
     stream_specs: dict[str, Any] = field(default_factory=dict)  # stdout/stderr for the site
 
     @property
-    def input_paths(self) -> list[Path]:
-        return list(dict.fromkeys(workstation_path(f.path) for f in self.inputs))
+    def sources(self) -> list[str]:
+        return list(dict.fromkeys(map(source, self.inputs)))
+
+    def named(self, problem: BaseException) -> BaseException:
+        """A failure to fetch outputs, object outputs named by their URLs (not their
+        workstation temporary files)."""
+        if not self.published or not isinstance(problem, TransferError):
+            return problem
+        message = str(problem)
+        for fetch, url in self.published.items():
+            message = message.replace(str(fetch.dest), url)
+        return TransferError(message)
 
     def bind(
         self, args: Sequence[Any], kwargs: dict[str, Any], sent: Sequence[str]
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """The try's arguments, each File placed at its site path (`sent`: the inputs')."""
-        where = dict(zip(self.input_paths, sent, strict=True))
-        site_paths = self.site_paths | {id(f): where[workstation_path(f.path)] for f in self.inputs}
+        """The try's arguments, each File placed at its site path (`sent`: the sources')."""
+        where = dict(zip(self.sources, sent, strict=True))
+        site_paths = self.site_paths | {id(f): where[source(f)] for f in self.inputs}
 
         def place(value: Any) -> Any:
             if not isinstance(value, File) or id(value) not in site_paths:
@@ -84,20 +127,27 @@ def plan_task(
     task_dir: str,
     store: str,
     outputs_dir: str,
+    scratch: Path,
 ) -> TaskPlan:
     """What one try needs moved. `task_dir`: an absolute site directory for its streams;
-    `outputs_dir`: one relative to the site's `store` for its outputs."""
-    inputs = [v for v in args if is_local_file(v)]
-    inputs += [v for k, v in kwargs.items() if k not in NOT_INPUTS and is_local_file(v)]
-    inputs += [v for v in kwargs.get("inputs", ()) if is_local_file(v)]
+    `outputs_dir`: one relative to the site's `store` for its outputs, and to the workstation
+    directory `scratch` for its object outputs before they are published."""
+    inputs = [v for v in args if is_moved(v)]
+    inputs += [v for k, v in kwargs.items() if k not in NOT_INPUTS and is_moved(v)]
+    inputs += [v for v in kwargs.get("inputs", ()) if is_moved(v)]
     plan = TaskPlan(inputs, [], [], [])
     for index, file in enumerate(kwargs.get("outputs", ())):
-        if is_local_file(file):
+        if is_moved(file):
             directory = f"{outputs_dir}/{index}"
             plan.output_dirs.append(directory)
-            dest = workstation_path(file.path)
+            if is_object(file):
+                dest = scratch / directory / object_name(file.url)
+            else:
+                dest = workstation_path(file.path)
             plan.site_paths[id(file)] = f"{store}/{directory}/{safe_name(dest.name)}"
             plan.outputs.append(Fetch(plan.site_paths[id(file)], dest))
+            if is_object(file):
+                plan.published[plan.outputs[-1]] = file.url
     if compat.is_bash_app(func):
         for name in STREAMS:
             spec = kwargs.get(name)
@@ -121,13 +171,23 @@ class MovesFiles(ParslExecutor):
 
     files: SiteFiles
     remote_dir: str
+    objects: ObjectCache
+    storage_access: list[Staging] | None
 
-    def attach(self, files: SiteFiles, remote_dir: str) -> None:
-        """Move files through `files`; streams go under `remote_dir` on the site."""
+    def attach(self, files: SiteFiles, remote_dir: str, objects: ObjectCache) -> None:
+        """Move files through `files` and objects through `objects`; streams go under
+        `remote_dir` on the site."""
         self.files = files
         self.remote_dir = remote_dir
+        self.objects = objects
         self.tries = itertools.count()
         self.submitting = threading.Lock()
+        self.storage_access = [*(self.storage_access or default_staging), ObjectsMoved()]
+
+    def shutdown(self, *args: Any, **kwargs: Any) -> None:
+        """Shut the executor down, then remove the run's object cache."""
+        super().shutdown(*args, **kwargs)
+        self.objects.close()
 
     def submit_now(self, func: Callable[..., Any], spec: dict[str, Any], *args: Any,
                    **kwargs: Any) -> Future[Any]:  # fmt: skip
@@ -140,7 +200,7 @@ class MovesFiles(ParslExecutor):
     ) -> Future[Any]:  # fmt: skip
         n = next(self.tries)
         plan = plan_task(func, args, kwargs, f"{self.remote_dir}/tasks/{n}", self.files.store,
-                         f"out/{safe_name(self.label)}/{n}")  # fmt: skip
+                         f"out/{safe_name(self.label)}/{n}", self.objects.directory)  # fmt: skip
         if not (plan.inputs or plan.outputs or plan.streams):
             return self.submit_now(func, resource_specification, *args, **kwargs)
         done: Future[Any] = Future()
@@ -156,26 +216,52 @@ class MovesFiles(ParslExecutor):
                 return
             running.add_done_callback(lambda ran: self.bring_back(plan, ran, done))
 
+        def send(local: Future[list[Path]]) -> None:
+            if local.exception() is not None:
+                done.set_exception(self.about_objects(local.exception(), "input for"))
+            else:
+                self.files.put(local.result(), plan.output_dirs).add_done_callback(launch)
+
         if plan.inputs or plan.output_dirs:
-            self.files.put(plan.input_paths, plan.output_dirs).add_done_callback(launch)
+            gather([
+                self.objects.local(s) if is_object_url(s) else completed(Path(s))
+                for s in plan.sources
+            ]).add_done_callback(send)  # fmt: skip
         else:
             launch(completed([]))
         return done
 
+    def about_objects(self, problem: BaseException | None, role: str) -> BaseException | None:
+        """`problem`, naming this site if it is about an object."""
+        if isinstance(problem, ObjectStoreError):
+            return at_site(problem, role, self.files.site)
+        return problem
+
     def bring_back(self, plan: TaskPlan, ran: Future[Any], done: Future[Any]) -> None:
-        """Fetch the try's streams (and its outputs if it succeeded), then resolve `done`."""
+        """Fetch the try's streams (and its outputs if it succeeded), publish its object
+        outputs, then resolve `done`."""
         failed = ran.exception() is not None or compat.app_failed(ran.result())
         fetches = plan.streams + ([] if failed else plan.outputs)
 
         def resolve(fetched: Future[None]) -> None:
             problem = fetched.exception()
             if problem and not failed:
-                done.set_exception(problem)
+                done.set_exception(plan.named(problem))
                 return
             if problem:  # the app's own failure is what the workflow must see
                 warn(f"{self.label}: {problem}")
             if ran.exception():
                 done.set_exception(ran.exception())
+            elif failed:
+                done.set_result(ran.result())
+            else:
+                gather([
+                    self.objects.publish(fetch.dest, url) for fetch, url in plan.published.items()
+                ]).add_done_callback(published)  # fmt: skip
+
+        def published(publishing: Future[list[None]]) -> None:
+            if publishing.exception() is not None:
+                done.set_exception(self.about_objects(publishing.exception(), "output from"))
             else:
                 done.set_result(ran.result())
 

@@ -11,9 +11,11 @@ import pytest
 
 from pwrun.lab import Lab
 from pwrun.lab.model import LAB_UID, LAB_USER
+from tests.data.conftest import Store, gcs_store, s3_store
 from tests.run.test_run_lab import WORKFLOWS, assert_nothing_left, pwrun
 
 pytestmark = pytest.mark.lab
+__all__ = ["gcs_store", "s3_store"]  # the stores' fixtures, used here
 DATA = WORKFLOWS / "data.py"
 EXECUTORS = WORKFLOWS / "data.executors.yml"
 
@@ -102,3 +104,24 @@ def test_each_failure_fails_its_app_naming_file_site_and_cause(
         cases["unwritable"][1],
     )
     assert sorted(p.name for p in out.iterdir()) == ["big.bin", "blocker"]  # nothing half-made
+
+
+def test_objects_go_through_a_lab_site(
+    lab: Lab, tmp_path: Path, s3_store: Store, gcs_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app on site-a reads an s3:// input and writes a gs:// output: both are moved by the
+    workstation, whose credentials never reach the site."""
+    for name, value in (s3_store.env | gcs_store.env).items():
+        monkeypatch.setenv(name, value)
+    s3_store.put("lab/in.txt", b"objects travel too\n")
+    source, destination = s3_store.url("lab/in.txt"), gcs_store.url("lab/out.txt")
+    proc = pwrun("run", str(DATA), "objects", source, destination, "-e", str(EXECUTORS),
+                 "-i", str(lab.inventory), home=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_nothing_left(lab)
+    url, code = line(proc.stdout.splitlines(), "objects")
+    assert (url, code) == (destination, "0")
+    assert gcs_store.read("lab/out.txt") == b"OBJECTS TRAVEL TOO\n"
+    for secret in s3_store.all_secrets() + gcs_store.all_secrets():
+        assert secret not in proc.stdout + proc.stderr
+    assert not list((tmp_path / "state").rglob("objects/*"))  # the cache went with the run

@@ -14,6 +14,7 @@ from parsl.app.errors import BashExitFailure
 from parsl.config import Config
 from parsl.executors import ThreadPoolExecutor
 
+from pwrun.data.cache import ObjectCache
 from pwrun.parslcfg import compat
 from pwrun.parslcfg.staging import MovesFiles, plan_task
 from pwrun.transport.files import SiteFiles, TransferError
@@ -30,14 +31,16 @@ def workstation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     ws.mkdir()
     monkeypatch.chdir(ws)
     executors = []
+    objects = ObjectCache(tmp_path / "objects")
     for label in ("a", "b"):
         executor = ThreadSite(label=label, max_threads=4)
         run = tmp_path / f"site-{label}" / "run"
         executor.attach(SiteFiles(f"site-{label}", LocalShell("login"), f"{run}/files"),
-                        f"{run}/{label}")  # fmt: skip
+                        f"{run}/{label}", objects)  # fmt: skip
         executors.append(executor)
     with parsl.load(Config(executors=executors, run_dir=str(tmp_path / "runinfo"))):
         yield ws
+    assert not objects.directory.exists()  # the cache goes with the executors
 
 
 @python_app(executors=["a"])
@@ -120,7 +123,9 @@ def test_a_missing_input_fails_the_app_naming_it(workstation: Path) -> None:
 
 def test_only_bash_apps_streams_are_moved_and_originals_stay_untouched() -> None:
     kwargs = {"stdout": "out.txt", "inputs": [File("/data/in.csv")], "outputs": [File("o.csv")]}
-    plan = plan_task(compat.app_failed, ("x",), kwargs, "/site/run/a/tasks/7", "/s", "out/a/7")
+    plan = plan_task(
+        compat.app_failed, ("x",), kwargs, "/site/run/a/tasks/7", "/s", "out/a/7", Path("/ws")
+    )
     assert plan.streams == [] and plan.output_dirs == ["out/a/7/0"]
     args, placed = plan.bind(("x",), kwargs, ["/s/inputs/k/in.csv"])
     assert args == ("x",) and placed["stdout"] == "out.txt"

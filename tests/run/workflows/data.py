@@ -3,6 +3,7 @@
 `data.py pipeline SOURCE OUT`: SOURCE -> transform on site A -> analysis on site B -> summary here.
 `data.py streams`: bash_apps with AUTO_LOGNAME on a compute node, one of them failing.
 `data.py failures OUT`: each way a file can fail to move; one line per case.
+`data.py objects S3_URL GS_URL`: S3_URL -> transform on site A -> GS_URL.
 """
 
 import sys
@@ -75,6 +76,11 @@ def streams() -> None:
         print("failed", type(exc).__name__, failed.stderr)
 
 
+def objects(source: str, destination: str) -> None:
+    upper = transform(inputs=[File(source)], outputs=[File(destination)])
+    print("objects", upper.outputs[0].result().url, upper.result())
+
+
 def failures(out: Path) -> None:
     big = out / "big.bin"
     big.write_bytes(b"x" * 3_000_000)
@@ -97,4 +103,7 @@ def failures(out: Path) -> None:
 if __name__ == "__main__":
     parsl.load(pwrun.config())
     mode, *paths = sys.argv[1:]
-    {"pipeline": pipeline, "streams": streams, "failures": failures}[mode](*map(Path, paths))
+    if mode == "objects":
+        objects(*paths)
+    else:
+        {"pipeline": pipeline, "streams": streams, "failures": failures}[mode](*map(Path, paths))
