@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from pwrun.data.objects import fetch, parse, publish
 from pwrun.errors import ObjectStoreError
-from pwrun.transport.files import safe_name
+from pwrun.transport.contents import safe_name
 
 WORKERS = 8  # objects moved at once
 OBJECTS_DIR = "objects"  # in the run's workstation directory

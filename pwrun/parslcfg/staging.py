@@ -32,7 +32,8 @@ from pwrun.data.cache import ObjectCache, at_site, gather, object_name
 from pwrun.data.objects import is_object_url
 from pwrun.errors import ObjectStoreError
 from pwrun.parslcfg import compat
-from pwrun.transport.files import Fetch, SiteFiles, TransferError, safe_name
+from pwrun.transport.contents import TransferError, safe_name
+from pwrun.transport.files import Fetch, SiteFiles
 
 STREAMS = ("stdout", "stderr")
 NOT_INPUTS = ("inputs", "outputs", *STREAMS)

@@ -12,33 +12,45 @@ the same connection instead (SFTP pipelines its requests: faster than one stream
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import io
 import os
 import posixpath
-import queue
-import re
 import shlex
 import subprocess
-import tarfile
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Generic, TypeVar
+from typing import IO
 
-from pwrun.errors import InfrastructureError
+from pwrun.transport.batching import Batches
+from pwrun.transport.contents import (
+    KNOWN_KEYS,
+    TAR_END,
+    UMASK,
+    Identity,
+    TransferError,
+    chunks,
+    consume,
+    identity,
+    key_of,
+    on_workstation,
+    open_version,
+    read_hashed,
+    safe_name,
+    send_file,
+    send_member,
+    stale,
+    temporary_beside,
+    unreadable,
+    write_atomically,
+)
 from pwrun.transport.ssh import SSHTarget, last_line
 
 STORE_DIR = "files"  # beside the run's executor directories on a site; removed at teardown
 MANIFEST = ".manifest"
-CHUNK = 1 << 20
-BATCH_LIMIT = 1000  # requests per round trip
-KEY_LENGTH = 32  # hex digits of sha256: 128 bits name a content
 LARGE = 16 << 20  # bytes: a file this large goes by scp, not in a batch's stream
 
 # Runs in the store: check that {kib} KiB fit, make an incoming directory and say its name
@@ -65,42 +77,11 @@ GET_SCRIPT = """while IFS= read -r f; do
     if [ $s -ge {large} ]; then echo $s large; else echo $s; head -c $s -- "$f"; fi
   else echo -; ls -- "$f" || :; fi
 done"""
-TAR_END = bytes(1024)
-
-_UMASK = os.umask(0o22)
-os.umask(_UMASK)
-_APPENDING = threading.Lock()
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-class TransferError(InfrastructureError):
-    """A file could not be moved; the message names the file, the site and the cause."""
 
 
 def store_dir(remote_dir: str) -> str:
     """The content store of the run whose executor directory on a site is `remote_dir`."""
     return posixpath.join(posixpath.dirname(remote_dir), STORE_DIR)
-
-
-def safe_name(name: str) -> str:
-    """A file name made of characters that need no quoting on the site (others become `_`)."""
-    name = re.sub(r"[^A-Za-z0-9._+-]", "_", name)
-    return "_" if name.strip(".") == "" else name
-
-
-Identity = tuple[int, int, int, int]  # a file version: device, inode, size, mtime
-_keys: dict[Identity, str] = {}  # content keys of file versions sent or received
-
-
-def identity(stat: os.stat_result) -> Identity:
-    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
-
-
-def key_of(digest: Any) -> str:
-    """The key naming a content in a store: its sha256, shortened."""
-    return str(digest.hexdigest()[:KEY_LENGTH])
 
 
 @dataclass(frozen=True)
@@ -119,39 +100,6 @@ class Put:
 
     paths: tuple[Path, ...]
     dirs: tuple[str, ...]
-
-
-class Batches(Generic[T, R]):
-    """Requests made meanwhile, handled together in one thread; each gets its own Future."""
-
-    def __init__(self, name: str, handle: Callable[[list[tuple[T, Future[R]]]], None]) -> None:
-        self.name = name
-        self.handle = handle
-        self.pending: queue.SimpleQueue[tuple[T, Future[R]]] = queue.SimpleQueue()
-        self.thread: threading.Thread | None = None
-        self.starting = threading.Lock()
-
-    def submit(self, request: T) -> Future[R]:
-        future: Future[R] = Future()
-        self.pending.put((request, future))
-        with self.starting:
-            if self.thread is None:
-                self.thread = threading.Thread(target=self.loop, name=self.name, daemon=True)
-                self.thread.start()
-        return future
-
-    def loop(self) -> None:
-        while True:
-            batch = [self.pending.get()]
-            with contextlib.suppress(queue.Empty):
-                while len(batch) < BATCH_LIMIT:
-                    batch.append(self.pending.get_nowait())
-            try:
-                self.handle(batch)
-            except Exception as exc:  # a bug must not leave futures waiting forever
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
 
 
 class SiteFiles:
@@ -196,11 +144,11 @@ class SiteFiles:
                 future.set_exception(exc)
                 continue
             for version, path in zip(versions, request.paths, strict=True):
-                if _keys.get(version) not in self.objects:
+                if KNOWN_KEYS.get(version) not in self.objects:
                     send.setdefault(version, path)
             waiting.append((request, future, versions))
         links = {
-            self.input_path(_keys.get(version, ""), path): version
+            self.input_path(KNOWN_KEYS.get(version, ""), path): version
             for request, _, versions in waiting
             for version, path in zip(versions, request.paths, strict=True)
         }
@@ -215,7 +163,7 @@ class SiteFiles:
                 return
         for request, future, versions in waiting:
             future.set_result([
-                f"{self.store}/{self.input_path(_keys[version], path)}"
+                f"{self.store}/{self.input_path(KNOWN_KEYS[version], path)}"
                 for version, path in zip(versions, request.paths, strict=True)
             ])  # fmt: skip
 
@@ -252,9 +200,11 @@ class SiteFiles:
                         send_file(proc.stdin, f"n{i}", path, version)
                         for i, (version, path) in enumerate(small, len(large))
                     ]
-                    _keys.update(zip([version for version, _ in large + small], keys, strict=True))
+                    KNOWN_KEYS.update(
+                        zip([version for version, _ in large + small], keys, strict=True)
+                    )
                     links = {
-                        self.input_path(_keys[version], path): _keys[version]
+                        self.input_path(KNOWN_KEYS[version], path): KNOWN_KEYS[version]
                         for request, _, versions in waiting
                         for version, path in zip(versions, request.paths, strict=True)
                     }
@@ -431,7 +381,7 @@ class SiteFiles:
                 with open(temporary, "rb") as content:
                     write_atomically(fetch.dest, chunks(content, size), append=True)
             else:
-                os.chmod(temporary, 0o666 & ~_UMASK)
+                os.chmod(temporary, 0o666 & ~UMASK)
                 os.replace(temporary, fetch.dest)
         except TransferError as exc:
             return str(exc)
@@ -444,95 +394,3 @@ class SiteFiles:
                 os.unlink(temporary)
         self.bytes_received += size
         return None
-
-
-def on_workstation(exc: OSError) -> str:
-    return f"{exc.strerror or exc} on the workstation"
-
-
-def unreadable(exc: OSError) -> TransferError:
-    """The error for a workstation file that could not be read."""
-    return TransferError(f"{exc.filename}: {exc.strerror or exc}")
-
-
-def stale(origin: str) -> OSError:
-    return OSError(errno.ESTALE, "changed while being sent", origin)
-
-
-@contextlib.contextmanager
-def open_version(path: Path, version: Identity) -> Iterator[IO[bytes]]:
-    """`path` open for reading; `version` is the file as it was asked for: one changed since
-    is an error, not a new content sent under the old key."""
-    with path.open("rb") as source:
-        if identity(os.fstat(source.fileno())) != version:
-            raise stale(str(path))
-        yield source
-
-
-def consume(content: Iterable[bytes]) -> None:
-    for _ in content:
-        pass
-
-
-def chunks(stream: IO[bytes], size: int) -> Iterator[bytes]:
-    """The next `size` bytes of `stream`."""
-    while size:
-        chunk = stream.read(min(size, CHUNK))
-        if not chunk:
-            raise EOFError
-        size -= len(chunk)
-        yield chunk
-
-
-def send_file(out: IO[bytes], name: str, path: Path, version: Identity) -> str:
-    """Write a file as tar member `name`; its content key (see `open_version`)."""
-    with open_version(path, version) as source:
-        return send_member(out, name, source, version[2], str(path))
-
-
-def send_member(out: IO[bytes], name: str, source: IO[bytes], size: int, origin: str) -> str:
-    """Write `size` bytes of `source` as one tar member, hashing them on the way; their key."""
-    digest = hashlib.sha256()
-    info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = size, 0o400, int(time.time())
-    out.write(info.tobuf(tarfile.USTAR_FORMAT))
-    for chunk in read_hashed(source, size, origin, digest):
-        out.write(chunk)
-    out.write(bytes(-size % tarfile.BLOCKSIZE))
-    return key_of(digest)
-
-
-def read_hashed(source: IO[bytes], size: int, origin: str, digest: Any) -> Iterator[bytes]:
-    """The `size` bytes of `source`, added to `digest` on the way; fewer is a stale file."""
-    read = 0
-    while chunk := source.read(min(CHUNK, size - read)):
-        digest.update(chunk)
-        read += len(chunk)
-        yield chunk
-    if read != size:
-        raise stale(origin)
-
-
-def temporary_beside(dest: Path) -> tuple[int, str]:
-    """A new temporary file in `dest`'s directory (made if needed): its descriptor, path."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-
-
-def write_atomically(dest: Path, content: Iterable[bytes], append: bool = False) -> None:
-    """Write `content` to `dest` through a temporary file beside it, renamed when complete
-    (`append`: after what `dest` holds)."""
-    with _APPENDING if append else contextlib.nullcontext():
-        fd, temporary = temporary_beside(dest)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                if append and dest.exists():
-                    out.write(dest.read_bytes())
-                for chunk in content:
-                    out.write(chunk)
-            os.chmod(temporary, 0o666 & ~_UMASK)
-            os.replace(temporary, dest)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise

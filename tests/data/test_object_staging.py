@@ -11,7 +11,7 @@ import pytest
 from parsl import File, python_app
 
 from pwrun.errors import ObjectStoreError
-from pwrun.transport.files import TransferError
+from pwrun.transport.contents import TransferError
 from tests.data.conftest import Store
 from tests.unit.test_staging import forgets, transform, workstation
 

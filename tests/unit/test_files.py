@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
-from pwrun.transport import files
-from pwrun.transport.files import Batches, Fetch, SiteFiles, TransferError
+from pwrun.transport import contents, files
+from pwrun.transport.batching import Batches
+from pwrun.transport.contents import TransferError
+from pwrun.transport.files import Fetch, SiteFiles
 from pwrun.transport.ssh import SSHTarget
 
 
@@ -70,7 +72,7 @@ def test_a_content_goes_once_and_each_name_links_to_it(
     key, other = Path(first[0]).parent.name, Path(first[2]).parent.name
     assert first == [f"{site.store}/inputs/{key}/a.csv", f"{site.store}/inputs/{key}/b_b.csv",
                      f"{site.store}/inputs/{other}/c.txt"]  # fmt: skip
-    assert key == hashlib.sha256(b"same").hexdigest()[: files.KEY_LENGTH] != other
+    assert key == hashlib.sha256(b"same").hexdigest()[: contents.KEY_LENGTH] != other
     assert [Path(p).read_bytes() for p in first] == [b"same", b"same", b"other"]
     assert site.bytes_sent == 2 * len(b"same") + len(b"other") and len(round_trips) == 1
     assert (Path(site.store) / "out/x/0/0").is_dir()
@@ -163,7 +165,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_partial_one(tmp_path: Path) -
         raise OSError(28, "No space left on device")
 
     with pytest.raises(OSError, match="No space left"):
-        files.write_atomically(dest, disk_fills())
+        contents.write_atomically(dest, disk_fills())
     assert dest.read_bytes() == b"old" and os.listdir(dest.parent) == ["big"]
 
 
@@ -212,7 +214,7 @@ def test_a_changed_file_is_sent_again_an_unchanged_one_not(site: SiteFiles, tmp_
     [("a.csv", "a.csv"), ("a b;$(x)", "a_b___x_"), ("..", "_"), ("", "_"), ("é.txt", "_.txt")],
 )
 def test_site_names_need_no_quoting(name: str, safe: str) -> None:
-    assert files.safe_name(name) == safe
+    assert contents.safe_name(name) == safe
 
 
 def test_the_store_sits_beside_the_runs_executor_directories() -> None:

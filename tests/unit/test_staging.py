@@ -17,7 +17,8 @@ from parsl.executors import ThreadPoolExecutor
 from pwrun.data.cache import ObjectCache
 from pwrun.parslcfg import compat
 from pwrun.parslcfg.staging import MovesFiles, plan_task
-from pwrun.transport.files import SiteFiles, TransferError
+from pwrun.transport.contents import TransferError
+from pwrun.transport.files import SiteFiles
 from tests.unit.test_files import LocalShell
 
 
