@@ -20,7 +20,7 @@ from pwrun import state
 from pwrun.console import err, error
 from pwrun.errors import InfrastructureError, PwrunError
 from pwrun.parslcfg import LOCAL_LABEL, compat, local_config
-from pwrun.parslcfg.executors import LOCAL_SITE, ExecutorSpec, load_executors
+from pwrun.parslcfg.executors import ClusterSpec, load_executors
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
 from pwrun.parslcfg.workflow import check_labels, merge, summary
 from pwrun.process import Interrupts, ProcessRef
@@ -120,7 +120,7 @@ def run_workflow(workflow: Path, args: list[str]) -> int:
 
 
 def plan_sites(
-    remote: dict[str, ExecutorSpec], hosts: dict[str, dict[str, Any]], executors_file: Path
+    remote: dict[str, ClusterSpec], hosts: dict[str, dict[str, Any]], executors_file: Path
 ) -> None:
     """Check that every cluster label's site exists in the inventory, is on and is reachable
     by valid ssh settings, before anything is made."""
@@ -144,7 +144,7 @@ def run_on_sites(
     started = time.perf_counter()
     specs = load_executors(executors_file)
     check_labels(workflow, specs, str(executors_file))
-    remote = {label: spec for label, spec in specs.items() if spec.site != LOCAL_SITE}
+    remote = {label: spec for label, spec in specs.items() if isinstance(spec, ClusterSpec)}
     if not remote:
         clusters = Inventory.empty()
     elif inventory is None:
@@ -203,7 +203,7 @@ def run_on_sites(
 def connect(
     record: RunRecord,
     label: str,
-    spec: ExecutorSpec,
+    spec: ClusterSpec,
     target: SSHTarget,
     hostvars: dict[str, Any],
     cert_dir: Path,

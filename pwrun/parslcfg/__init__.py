@@ -11,6 +11,7 @@ from parsl.providers import LocalProvider
 
 from pwrun import state
 from pwrun.parslcfg.compat import INTERCHANGE_LAUNCH_CMD
+from pwrun.parslcfg.executors import LOCAL_SITE, LocalSpec
 
 LOCAL_LABEL = "local"
 # Parsl submits a new executor's init_blocks at its strategy's next tick: a short period gets
@@ -20,18 +21,23 @@ STRATEGY_PERIOD = 0.2
 
 
 def local_executor(
-    label: str = LOCAL_LABEL,
-    max_workers_per_node: int | None = None,
-    cores_per_worker: float = 1.0,
-    worker_init: str = "",
+    label: str = LOCAL_LABEL, spec: LocalSpec | None = None
 ) -> HighThroughputExecutor:
-    """An encrypted HTEX whose workers run on this machine (the embedded local site)."""
+    """An encrypted HTEX whose workers run on this machine (the embedded local site), as `spec`
+    says (its defaults without one)."""
+    spec = spec or LocalSpec.model_validate({"site": LOCAL_SITE})
     return HighThroughputExecutor(
         label=label,
         address="127.0.0.1",
-        max_workers_per_node=max_workers_per_node or os.cpu_count() or 1,
-        cores_per_worker=cores_per_worker,
-        provider=LocalProvider(init_blocks=1, min_blocks=0, max_blocks=1, worker_init=worker_init),
+        max_workers_per_node=spec.max_workers_per_node or os.cpu_count() or 1,
+        cores_per_worker=spec.cores_per_worker,
+        provider=LocalProvider(
+            init_blocks=spec.init_blocks,
+            min_blocks=spec.min_blocks,
+            max_blocks=spec.max_blocks,
+            parallelism=spec.parallelism,
+            worker_init=spec.shell_init(),
+        ),
         encrypted=True,
         interchange_launch_cmd=list(INTERCHANGE_LAUNCH_CMD),
     )

@@ -3,9 +3,11 @@
 YAML, keyed by label::
 
     map:
-      site: site-a          # inventory host
+      site: site-a          # inventory host: a ClusterSpec
       partition: compute
       max_blocks: 2
+    here:
+      site: local           # this machine: a LocalSpec, without the clusters' fields
 
 parsl_utils' executors.json (POOL, PARTITION, NODES, ...) is read too; the fields the platform
 used to fill in (HOST_IP, HOST_USER, WORKER_PORT_*) now come from inventory facts.
@@ -17,9 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self, TypeAlias
 
 import yaml
 from pydantic import (
@@ -32,9 +35,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from pwrun import validation
-from pwrun.errors import Loc, PwrunError, describe_validation, dotted
+from pwrun.errors import Loc, PwrunError, describe_validation, dotted, validation_message
 
 LOCAL_SITE = "local"
 
@@ -62,36 +66,27 @@ def _some_time(walltime: str) -> str:
 Text = Annotated[str, AfterValidator(_no_nul)]
 
 
-class ExecutorSpec(BaseModel):
-    """How one Parsl executor (one label) runs on one site."""
+class _Spec(BaseModel):
+    """What every entry may say, on any site: how blocks scale, workers, and their shell."""
 
     # strict: no "2" or true for an int, no 2.7 truncated to 2
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    site: validation.ClusterName = Field(
-        description="Inventory host (cluster name); 'local' for this machine."
-    )
+    site: str
     provider: Literal["slurm", "local"] | None = Field(
         None, description="slurm on a cluster, local on this machine (the default for each)."
     )
-    partition: Text | None = None
-    nodes_per_block: int = Field(1, ge=1, le=MAX_NODES_PER_BLOCK)
     init_blocks: int = Field(1, ge=0, le=MAX_BLOCKS)
     min_blocks: int = Field(0, ge=0, le=MAX_BLOCKS)
     max_blocks: int = Field(1, ge=1, le=MAX_BLOCKS)
     parallelism: float = Field(1.0, gt=0, le=1, allow_inf_nan=False)
-    walltime: Annotated[str, AfterValidator(_some_time)] = Field("00:30:00", pattern=WALLTIME)
     cores_per_worker: float = Field(1.0, gt=0, le=MAX_CORES_PER_WORKER, allow_inf_nan=False)
     max_workers_per_node: int | None = Field(None, ge=1, le=MAX_WORKERS_PER_NODE)
-    scheduler_options: Text = ""
     env: dict[str, Text] = Field(default_factory=dict)
     worker_init: Text = ""
-    run_dir: validation.RemotePath = Field(
-        "~/.pwrun/runs", description="Directory on the site under which each run keeps its files."
-    )
 
     @model_validator(mode="after")
-    def _provider_matches_site(self) -> ExecutorSpec:
+    def _provider_matches_site(self) -> Self:
         expected: Literal["slurm", "local"] = "local" if self.site == LOCAL_SITE else "slurm"
         if self.provider not in (None, expected):
             raise ValueError(
@@ -112,6 +107,43 @@ class ExecutorSpec(BaseModel):
                     "and '_', not starting with a digit"
                 )
         return env
+
+    def shell_init(self, first: str = "") -> str:
+        """The workers' shell set-up: `first`, then `env` exported (values quoted), then
+        `worker_init`."""
+        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in self.env.items())
+        return "\n".join(filter(None, [first, exports, self.worker_init]))
+
+
+class LocalSpec(_Spec):
+    """A label whose workers run on this machine (`site: local`)."""
+
+    site: Literal["local"] = Field(description="'local': this machine.")
+
+
+class ClusterSpec(_Spec):
+    """A label whose blocks are Slurm jobs on a cluster of the inventory."""
+
+    site: validation.ClusterName = Field(description="Inventory host (cluster name).")
+    partition: Text | None = None
+    nodes_per_block: int = Field(1, ge=1, le=MAX_NODES_PER_BLOCK)
+    walltime: Annotated[str, AfterValidator(_some_time)] = Field("00:30:00", pattern=WALLTIME)
+    scheduler_options: Text = ""
+    run_dir: validation.RemotePath = Field(
+        "~/.pwrun/runs", description="Directory on the site under which each run keeps its files."
+    )
+
+
+ExecutorSpec: TypeAlias = LocalSpec | ClusterSpec
+# Refused on site local, each named: a cluster's field there would otherwise mean nothing.
+CLUSTER_ONLY = frozenset(ClusterSpec.model_fields) - frozenset(LocalSpec.model_fields)
+NOT_LOCAL = f"not allowed on site {LOCAL_SITE} (a cluster field)"
+
+
+def executor_spec(entry: Mapping[Any, Any]) -> ExecutorSpec:
+    """One entry validated as the model its `site` chooses."""
+    model = LocalSpec if entry.get("site") == LOCAL_SITE else ClusterSpec
+    return model.model_validate(entry)
 
 
 class FieldError(ValueError):
@@ -139,7 +171,7 @@ LEGACY_FIELDS = {
     "RUN_DIR": "run_dir",
 }
 # parsl_utils wrote numbers as text ("2", "0.5"): such text is read as a number; any other value
-# (true, 2.7 for NODES, "two") goes to ExecutorSpec as it is and is refused there.
+# (true, 2.7 for NODES, "two") goes to the model as it is and is refused there.
 LEGACY_NUMBERS: dict[str, TypeAdapter[Any]] = {
     "NODES": TypeAdapter(int),
     "CORES_PER_WORKER": TypeAdapter(float),
@@ -179,7 +211,7 @@ def from_legacy(entry: Mapping[Any, Any]) -> tuple[dict[str, Any], dict[str, tup
         if key in LEGACY_FIELDS:
             number = LEGACY_NUMBERS.get(key)
             if number is not None and isinstance(value, str):
-                with contextlib.suppress(ValidationError):  # else ExecutorSpec names it
+                with contextlib.suppress(ValidationError):  # else the model names it
                     value = number.validate_python(value, strict=False)
             take(LEGACY_FIELDS[key], (key,), value)
         elif key == "SlurmProvider":
@@ -278,7 +310,7 @@ def load_executors(path: Path) -> dict[str, ExecutorSpec]:
                 raise ValueError("expected a mapping of settings")
             if "POOL" in entry or "RESOURCE" in entry:
                 entry, origin = from_legacy(entry)
-            specs[label] = ExecutorSpec.model_validate(entry)
+            specs[label] = executor_spec(entry)
         except ValueError as exc:
             raise PwrunError(f"{path}: {describe(label, exc, origin)}") from None
     return specs
@@ -293,10 +325,17 @@ def describe(label: object, exc: ValueError, origin: Mapping[str, tuple[str, ...
     """Every problem as `label.field: message`; `origin` renames fields (legacy names)."""
     if isinstance(exc, ValidationError):
         return describe_validation(
-            exc, (label,), name=_name, rename=lambda loc: _renamed(loc, origin)
+            exc, (label,), name=_name, rename=lambda loc: _renamed(loc, origin), explain=_explain
         )
     loc = exc.loc if isinstance(exc, FieldError) else ()
     return f"{dotted((label, *loc), _name)}: {exc}"
+
+
+def _explain(error: ErrorDetails) -> str:
+    """Pydantic's message, but a cluster's field on site local says so."""
+    if error["type"] == "extra_forbidden" and error["loc"][:1] and error["loc"][0] in CLUSTER_ONLY:
+        return NOT_LOCAL
+    return validation_message(error)
 
 
 def _renamed(loc: Loc, origin: Mapping[str, tuple[str, ...]]) -> Loc:

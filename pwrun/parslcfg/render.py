@@ -7,7 +7,6 @@ here and copied to the site.
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from pwrun.parslcfg.compat import (
     use_certificates,
     worker_launch_cmd,
 )
-from pwrun.parslcfg.executors import LOCAL_SITE, ExecutorSpec
+from pwrun.parslcfg.executors import ClusterSpec, ExecutorSpec, LocalSpec
 from pwrun.parslcfg.remote import RemoteSlurmProvider
 from pwrun.parslcfg.staging import SiteExecutor
 from pwrun.transport.files import SiteFiles, store_dir
@@ -48,7 +47,7 @@ class SiteEndpoint:
 
 def site_executor(
     label: str,
-    spec: ExecutorSpec,
+    spec: ClusterSpec,
     site: SiteEndpoint,
     cert_dir: str,
     files: SiteFiles,
@@ -56,7 +55,6 @@ def site_executor(
 ) -> SiteExecutor:
     """One HTEX whose blocks are Slurm jobs on `site`, submitted over ssh; its tasks' files
     and streams move through `files`, their objects through `objects`."""
-    env = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in spec.env.items())
     remote_cert_dir = f"{site.remote_dir}/certificates"
     provider = RemoteSlurmProvider(
         ssh=site.ssh,
@@ -69,7 +67,7 @@ def site_executor(
         parallelism=spec.parallelism,
         walltime=spec.walltime,
         scheduler_options=spec.scheduler_options,
-        worker_init="\n".join(filter(None, [site.worker_init, env, spec.worker_init])),
+        worker_init=spec.shell_init(site.worker_init),
         exclusive=False,
         cmd_timeout=60,
     )
@@ -128,10 +126,8 @@ def render(
     stores: dict[tuple[SSHTarget, str], SiteFiles] = {}
     executors: list[HighThroughputExecutor] = []
     for label, spec in specs.items():
-        if spec.site == LOCAL_SITE:
-            executors.append(local_executor(
-                label, spec.max_workers_per_node, spec.cores_per_worker, spec.worker_init
-            ))  # fmt: skip
+        if isinstance(spec, LocalSpec):
+            executors.append(local_executor(label, spec))
             continue
         site = sites[label]
         store = (site.ssh, store_dir(site.remote_dir))

@@ -20,7 +20,8 @@ from pwrun.parslcfg.executors import (
     LEGACY_FIELDS,
     LEGACY_IGNORED,
     LEGACY_PROVIDER_KEYS,
-    ExecutorSpec,
+    ClusterSpec,
+    LocalSpec,
     load_executors,
 )
 
@@ -121,6 +122,47 @@ def error(tmp_path: Path, name: str, text: str) -> str:
     message = str(raised.value)
     assert message.startswith(f"{path}: ") and len(message.splitlines()) == 1, message
     return message.removeprefix(f"{tmp_path}/")
+
+
+def test_local_site_takes_the_fields_that_apply_there(tmp_path: Path) -> None:
+    text = (
+        "here:\n  site: local\n  env: {FOO: bar}\n  worker_init: echo hi\n  max_blocks: 2\n"
+        "  init_blocks: 0\n  min_blocks: 1\n  parallelism: 0.5\n  cores_per_worker: 2\n"
+        "  max_workers_per_node: 3\n"
+    )
+    spec = load_executors(write(tmp_path, "x.yml", text))["here"]
+    assert isinstance(spec, LocalSpec)
+    assert (spec.env, spec.worker_init, spec.max_workers_per_node) == ({"FOO": "bar"}, "echo hi", 3)
+    assert (spec.init_blocks, spec.min_blocks, spec.max_blocks, spec.parallelism) == (0, 1, 2, 0.5)
+    assert isinstance(
+        load_executors(write(tmp_path, "y.yml", "map:\n  site: a\n"))["map"], ClusterSpec
+    )
+
+
+@pytest.mark.parametrize(
+    "field",
+    sorted(set(ClusterSpec.model_fields) - set(LocalSpec.model_fields)),
+)
+def test_a_cluster_field_on_the_local_site_is_named(tmp_path: Path, field: str) -> None:
+    value = {"nodes_per_block": "2", "walltime": "'01:00:00'", "run_dir": "/x"}.get(field, "x")
+    text = f"gpu:\n  site: local\n  {field}: {value}\n"
+    assert (
+        error(tmp_path, "x.yml", text)
+        == f"x.yml: gpu.{field}: not allowed on site local (a cluster field)"
+    )
+
+
+def test_cluster_fields_on_the_local_site_are_all_named_as_written(tmp_path: Path) -> None:
+    text = json.dumps(
+        {"gpu": {"POOL": "local", "PARTITION": "x", "SlurmProvider": {"walltime": "1:00:00"}}}
+    )
+    assert error(tmp_path, "x.json", text) == (
+        "x.json: gpu.PARTITION: not allowed on site local (a cluster field); "
+        "gpu.SlurmProvider.walltime: not allowed on site local (a cluster field)"
+    )
+    assert "x.yml: gpu.nope: Extra inputs are not permitted" in error(
+        tmp_path, "x.yml", "gpu:\n  site: local\n  nope: 1\n"
+    )
 
 
 LABEL_RULE = "label not allowed: use letters, digits, '_' and '-', starting with a letter"
@@ -373,7 +415,7 @@ NASTY = st.sampled_from(
 )  # fmt: skip
 TEXT = st.text(max_size=10) | NASTY
 FIELDS = st.sampled_from(
-    sorted({*ExecutorSpec.model_fields, *LEGACY_FIELDS, *LEGACY_IGNORED, *LEGACY_PROVIDER_KEYS,
+    sorted({*ClusterSpec.model_fields, *LEGACY_FIELDS, *LEGACY_IGNORED, *LEGACY_PROVIDER_KEYS,
             "SlurmProvider", "NODEZ"})
 )  # fmt: skip
 SCALARS = st.none() | st.booleans() | st.integers(-2, 10_002) | st.integers() | st.floats() | TEXT
@@ -445,8 +487,11 @@ def assert_loads_or_one_line_error(path: Path) -> None:
         return
     for label, spec in specs.items():
         validation.label(label)
-        validation.remote_path(spec.run_dir)
-        validation.cluster_name(spec.site)
+        if isinstance(spec, ClusterSpec):
+            validation.remote_path(spec.run_dir)
+            validation.cluster_name(spec.site)
+        else:
+            assert isinstance(spec, LocalSpec) and spec.site == "local"
 
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -107,6 +107,26 @@ def test_a_cluster_that_is_off_is_refused_before_anything_starts(tmp_path: Path)
     assert not (tmp_path / "state" / "runs").exists()  # nothing made
 
 
+def test_a_local_labels_env_reaches_its_apps(tmp_path: Path) -> None:
+    executors = tmp_path / "executors.yml"
+    executors.write_text("here: {site: local, env: {FOO: bar}, max_workers_per_node: 1}\n")
+    proc = pwrun("run", str(WORKFLOWS / "env_var.py"), "here", "FOO", "-e", str(executors),
+                 home=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[0] == "bar"
+
+
+def test_a_cluster_field_on_the_local_site_is_refused(tmp_path: Path) -> None:
+    executors = tmp_path / "x.yml"
+    executors.write_text("gpu:\n  site: local\n  partition: x\n")
+    proc = pwrun("run", str(ROOT / "examples/hello.py"), "-e", str(executors), home=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"error: {executors}: gpu.partition: not allowed on site local (a cluster field)\n"
+    )
+    assert not (tmp_path / "state" / "runs").exists()  # nothing made
+
+
 def test_bad_inventory_file_names_it(tmp_path: Path) -> None:
     executors = tmp_path / "executors.yml"
     executors.write_text("map:\n  site: a\n")

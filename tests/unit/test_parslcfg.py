@@ -14,7 +14,7 @@ from parsl.providers import LocalProvider
 
 from pwrun.errors import InfrastructureError
 from pwrun.parslcfg import INTERCHANGE_LAUNCH_CMD, STRATEGY_PERIOD, local_config
-from pwrun.parslcfg.executors import ExecutorSpec
+from pwrun.parslcfg.executors import executor_spec
 from pwrun.parslcfg.remote import RemoteSlurmProvider
 from pwrun.parslcfg.render import (
     SiteEndpoint,
@@ -134,7 +134,10 @@ def endpoint(n: int) -> SiteEndpoint:
 @pytest.fixture
 def rendered(login: LoginNode, tmp_path: Path) -> tuple[dict[str, HighThroughputExecutor], Path]:
     entries: dict[str, dict[str, Any]] = {
-        "here": {"site": "local", "max_workers_per_node": 2, "worker_init": "echo here"},
+        "here": {
+            "site": "local", "max_workers_per_node": 2, "worker_init": "echo here",
+            "env": {"FOO": "b a'r"}, "max_blocks": 2, "parallelism": 0.5, "cores_per_worker": 0.5,
+        },
         "a": {
             "site": "site1", "partition": "p1", "nodes_per_block": 2, "init_blocks": 0,
             "min_blocks": 1, "max_blocks": 3, "parallelism": 0.5, "walltime": "01:00:00",
@@ -144,7 +147,7 @@ def rendered(login: LoginNode, tmp_path: Path) -> tuple[dict[str, HighThroughput
         },
         "b": {"site": "site2"},
     }  # fmt: skip
-    specs = {label: ExecutorSpec.model_validate(entry) for label, entry in entries.items()}
+    specs = {label: executor_spec(entry) for label, entry in entries.items()}
     cert_dir = make_certificates(tmp_path)
     config = render(specs, {"a": endpoint(1), "b": endpoint(2)}, tmp_path, cert_dir)
     assert config.run_dir == str(tmp_path / "runinfo") and config.strategy_period == STRATEGY_PERIOD
@@ -166,7 +169,10 @@ def test_a_local_label_runs_on_this_machine(
 ) -> None:
     here = rendered[0]["here"]
     assert isinstance(here.provider, LocalProvider)
-    assert here.max_workers_per_node == 2 and here.provider.worker_init == "echo here"
+    assert (here.max_workers_per_node, here.cores_per_worker) == (2, 0.5)
+    assert (here.provider.max_blocks, here.provider.parallelism) == (2, 0.5)
+    # the label's variables, quoted as on a cluster, then its own worker_init
+    assert here.provider.worker_init == "export FOO='b a'\"'\"'r'\n\necho here"
     assert here.cert_dir is None  # Parsl makes the local one's
 
 
@@ -222,12 +228,13 @@ def test_local_config_is_one_local_executor(tmp_path: Path) -> None:
     config = local_config(tmp_path)
     (executor,) = config.executors
     assert isinstance(executor, HighThroughputExecutor) and executor.label == "local"
-    assert isinstance(executor.provider, LocalProvider)
+    assert isinstance(executor.provider, LocalProvider) and executor.provider.worker_init == ""
+    assert (executor.provider.init_blocks, executor.provider.max_blocks) == (1, 1)
     assert config.run_dir == str(tmp_path / "runinfo")
 
 
 def test_labels_on_one_site_and_run_share_its_file_store(login: LoginNode, tmp_path: Path) -> None:
-    specs = {label: ExecutorSpec.model_validate({"site": "site1"}) for label in ("a", "b", "c")}
+    specs = {label: executor_spec({"site": "site1"}) for label in ("a", "b", "c")}
     other = dataclasses.replace(endpoint(1), remote_dir="/scratch/r1/c")
     sites = {
         "a": endpoint(1),
