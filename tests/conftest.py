@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,18 @@ from pwrun.lab import Lab
 from tests.emulators.cloud_http import closed_port_url
 
 LAB_TOOLS = ("slurmctld", "slurmd", "munged", "sshd", "nft", "unshare", "nsenter")
+# Every process this test session starts inherits this mark, so checks for leftovers can tell
+# them from those of another session (or of a developer's pwrun) on the same machine.
+SESSION_MARK = f"PWRUN_TEST_SESSION={uuid.uuid4().hex}"
+os.environ["PWRUN_TEST_SESSION"] = SESSION_MARK.partition("=")[2]
+
+
+def started_here(pid: int) -> bool:
+    """Whether process `pid` descends from this test session."""
+    try:
+        return SESSION_MARK.encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
 
 
 def require_lab() -> None:

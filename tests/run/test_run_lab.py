@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from pwrun.lab import Lab
+from tests.conftest import started_here
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,8 +50,9 @@ def start_slow_run(lab: Lab, home: Path) -> subprocess.Popen:
 def assert_nothing_left(lab: Lab) -> None:
     """No tunnel, interchange or ssh connection here; no block or run directory on any site."""
     for pattern in ("-R 127.0.0.1:", "HTEX interchange", f"{lab.directory}.*mux"):
-        left = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True).stdout
-        assert left == "", f"left behind: {left}"
+        found = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True).stdout
+        left = [line for line in found.splitlines() if started_here(int(line.split()[0]))]
+        assert left == [], f"left behind: {left}"
     for site in lab.sites:
         proc = lab.ssh(site, "squeue -h -u pwlab; ls -A ~/.pwrun/runs 2>/dev/null; true")
         assert proc.stdout.strip() == "", f"{site.name}: left {proc.stdout!r}"

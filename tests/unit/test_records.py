@@ -196,3 +196,18 @@ def test_status_marks_an_unreachable_site_and_answers_in_bounded_time(
     assert time.monotonic() - started < 1
     assert rows["map"].blocks == "4242" and rows["gpu"].blocks == "unreachable"
     assert rows["map"].tunnel == "closed" and rows["map"].state == "starting"
+
+
+def test_leftover_checks_see_this_sessions_processes_only() -> None:
+    from tests.conftest import started_here
+
+    ours = subprocess.Popen(["sleep", "30"])
+    theirs = subprocess.Popen(
+        ["sleep", "30"], env={k: v for k, v in os.environ.items() if k != "PWRUN_TEST_SESSION"}
+    )
+    try:
+        assert started_here(ours.pid) and not started_here(theirs.pid)
+    finally:
+        for proc in (ours, theirs):
+            proc.kill()
+            proc.wait()
