@@ -7,6 +7,7 @@ exception, `describe_validation` for a pydantic ValidationError.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pydantic is not imported by the Ansible plugins that only raise PwrunError
@@ -96,3 +97,13 @@ def describe_validation(
         f"{where(dotted((*prefix, *rename(error['loc'])), name))}: {explain(error)}"
         for error in errors
     )
+
+
+def read_text(path: Path, what: str) -> str:
+    """A file the user gave, as UTF-8 text; a PwrunError naming it when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PwrunError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise PwrunError(f"{path}: not UTF-8 text (byte {exc.start})") from None

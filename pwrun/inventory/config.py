@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
-from pwrun.errors import PwrunError, describe_validation, first_line
+from pwrun.errors import PwrunError, describe_validation, first_line, read_text
 from pwrun.inventory.model import plain
 from pwrun.inventory.sources import SOURCE_KINDS, source_kind
 
@@ -75,12 +75,7 @@ def load_config(path: str | Path) -> InventoryConfig:
             f"{path}: an inventory file's name must end in {' or '.join(FILE_SUFFIXES)} "
             "(e.g. clusters.pwrun.yml)"
         )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PwrunError(f"{path}: cannot read the inventory file ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise PwrunError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    text = read_text(path, "the inventory file")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

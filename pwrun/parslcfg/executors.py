@@ -38,7 +38,14 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from pwrun import validation
-from pwrun.errors import Loc, PwrunError, describe_validation, dotted, validation_message
+from pwrun.errors import (
+    Loc,
+    PwrunError,
+    describe_validation,
+    dotted,
+    read_text,
+    validation_message,
+)
 
 LOCAL_SITE = "local"
 
@@ -265,12 +272,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def parse(path: Path) -> Any:
     """The file's document: JSON when it ends in `.json`, YAML otherwise."""
     kind = "JSON" if path.suffix == ".json" else "YAML"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PwrunError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise PwrunError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    text = read_text(path, "the executors file")
     try:
         if kind == "JSON":
             return json.loads(text, object_pairs_hook=_unique_keys)
