@@ -54,16 +54,23 @@ def new_run_dir() -> Path:
     return run_dir
 
 
+def temporary_beside(path: Path) -> tuple[int, str]:
+    """A new temporary file in `path`'s directory, named after it: its descriptor and path."""
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+
+
 @contextlib.contextmanager
-def replacing(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
+def replacing(path: Path, mode: int = 0o600, fsync: bool = True) -> Iterator[BinaryIO]:
     """A file to write that replaces `path` in one step when the block ends and is removed when it
-    fails: a reader sees the old file or the new, whole; never a partial one."""
-    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fails: a reader sees the old file or the new, whole; never a partial one. `fsync`: on disk
+    before it replaces `path` (records); without, as fast as the page cache (transfers)."""
+    fd, partial = temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as out:
             yield out
-            out.flush()
-            os.fsync(out.fileno())
+            if fsync:
+                out.flush()
+                os.fsync(out.fileno())
         os.chmod(partial, mode)
         os.replace(partial, path)
     except BaseException:

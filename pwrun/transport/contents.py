@@ -9,7 +9,6 @@ import hashlib
 import os
 import re
 import tarfile
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -17,13 +16,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from pwrun.errors import InfrastructureError
+from pwrun.state import replacing
 
 CHUNK = 1 << 20
 KEY_LENGTH = 32  # hex digits of sha256: 128 bits name a content
 TAR_END = bytes(1024)
 
-UMASK = os.umask(0o22)
-os.umask(UMASK)
+_umask = os.umask(0o22)
+os.umask(_umask)
+WRITTEN_MODE = 0o666 & ~_umask  # what a file the workflow writes itself would get
 _APPENDING = threading.Lock()
 
 
@@ -117,26 +118,13 @@ def read_hashed(source: IO[bytes], size: int, origin: str, digest: Any) -> Itera
         raise stale(origin)
 
 
-def temporary_beside(dest: Path) -> tuple[int, str]:
-    """A new temporary file in `dest`'s directory (made if needed): its descriptor, path."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-
-
 def write_atomically(dest: Path, content: Iterable[bytes], append: bool = False) -> None:
-    """Write `content` to `dest` through a temporary file beside it, renamed when complete
-    (`append`: after what `dest` holds)."""
+    """Write `content` to `dest` (its directory made if needed) through a temporary file beside
+    it, renamed when complete (`append`: after what `dest` holds)."""
     with _APPENDING if append else contextlib.nullcontext():
-        fd, temporary = temporary_beside(dest)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                if append and dest.exists():
-                    out.write(dest.read_bytes())
-                for chunk in content:
-                    out.write(chunk)
-            os.chmod(temporary, 0o666 & ~UMASK)
-            os.replace(temporary, dest)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with replacing(dest, mode=WRITTEN_MODE, fsync=False) as out:
+            if append and dest.exists():
+                out.write(dest.read_bytes())
+            for chunk in content:
+                out.write(chunk)

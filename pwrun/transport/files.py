@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from pwrun.state import temporary_beside
 from pwrun.transport.batching import Batches
 from pwrun.transport.contents import (
     KNOWN_KEYS,
     TAR_END,
-    UMASK,
+    WRITTEN_MODE,
     Identity,
     TransferError,
     chunks,
@@ -43,7 +44,6 @@ from pwrun.transport.contents import (
     send_file,
     send_member,
     stale,
-    temporary_beside,
     unreadable,
     write_atomically,
 )
@@ -171,9 +171,7 @@ class SiteFiles:
         try:
             return identity(path.stat())
         except OSError as exc:
-            raise TransferError(
-                f"input {path} for {self.site}: {exc.strerror or exc} on the workstation"
-            ) from None
+            raise TransferError(f"input {path} for {self.site}: {on_workstation(exc)}") from None
 
     def send(
         self,
@@ -371,6 +369,7 @@ class SiteFiles:
         """scp a large site file to a temporary beside its destination, renamed (or added to
         it, for an `append`) when complete; a problem is returned."""
         try:
+            fetch.dest.parent.mkdir(parents=True, exist_ok=True)
             fd, temporary = temporary_beside(fetch.dest)
         except OSError as exc:
             return on_workstation(exc)
@@ -381,7 +380,7 @@ class SiteFiles:
                 with open(temporary, "rb") as content:
                     write_atomically(fetch.dest, chunks(content, size), append=True)
             else:
-                os.chmod(temporary, 0o666 & ~UMASK)
+                os.chmod(temporary, WRITTEN_MODE)
                 os.replace(temporary, fetch.dest)
         except TransferError as exc:
             return str(exc)
