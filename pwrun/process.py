@@ -73,6 +73,11 @@ class ProcessRef:
             wait_until(lambda: not self.alive(), wait)
 
 
+def _install(handler: Callable[[int, Any], None]) -> None:
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, handler)
+
+
 @contextlib.contextmanager
 def _handlers(handler: Callable[[int, Any], None]) -> Iterator[None]:
     """`handler` for SIGINT and SIGTERM for a while (main thread only; elsewhere a no-op)."""
@@ -80,8 +85,7 @@ def _handlers(handler: Callable[[int, Any], None]) -> Iterator[None]:
         yield
         return
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, handler)
+    _install(handler)
     try:
         yield
     finally:
@@ -110,11 +114,10 @@ class Interrupts:
     """
 
     def __init__(self) -> None:
-        self.event = threading.Event()
         self._told = False
 
     def install(self) -> None:
-        self._set(self._raise)
+        _install(self._raise)
 
     @contextlib.contextmanager
     def shielded(self) -> Iterator[None]:
@@ -122,17 +125,11 @@ class Interrupts:
         with _handlers(self._note):
             yield
 
-    def _set(self, handler: Callable[[int, Any], None]) -> None:
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, handler)
-
     def _raise(self, signum: int, frame: object) -> None:
-        self.event.set()
-        self._set(self._note)
+        _install(self._note)
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
     def _note(self, signum: int, frame: object) -> None:
-        self.event.set()
         if not self._told:
             self._told = True
             err.print("interrupted: tearing down, this takes a few seconds", highlight=False)
