@@ -57,7 +57,7 @@ def user_name(value: str) -> str:
 def address(value: str) -> str:
     """An IP literal or a host name: never an ssh option (`-o...`) or a shell word."""
     try:
-        return str(ipaddress.ip_address(value))
+        return ip_address(value)
     except ValueError:
         return _check(HOST_NAME, ADDRESS_RULE, value)
 
@@ -77,7 +77,6 @@ def remote_path(value: str) -> str:
     return value
 
 
-Label = Annotated[str, AfterValidator(label)]
 ClusterName = Annotated[str, AfterValidator(cluster_name)]
 UserName = Annotated[str, AfterValidator(user_name)]
 Address = Annotated[str, AfterValidator(address)]
