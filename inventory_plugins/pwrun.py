@@ -255,6 +255,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def parse(self, inventory, loader, path, cache=True):  # type: ignore[no-untyped-def]
         super().parse(inventory, loader, path, cache)
+        # Ansible retries a file its plugin failed on through `auto`, which loads this plugin
+        # again: answer from the first failure rather than read the file and query APIs twice.
+        attempt = (str(Path(path).resolve()), Path(path).stat().st_mtime_ns)
+        if attempt in _FAILED:
+            raise AnsibleParserError(_FAILED[attempt])
         try:
             config = load_config(Path(path))
         except PwrunError as exc:
@@ -264,11 +269,6 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         cache_key = self.get_cache_key(path)
         use_cache = self.get_option("cache")
         cached = self._cache.get(cache_key, {}) if use_cache and cache else {}
-        # Ansible retries a file its plugin failed on through `auto`, which loads this plugin
-        # again: answer from the first failure rather than query the APIs twice.
-        attempt = (str(Path(path).resolve()), Path(path).stat().st_mtime_ns)
-        if attempt in _FAILED:
-            raise AnsibleParserError(_FAILED[attempt])
         try:  # with strict_sources, any source problem raises here
             listing = list_configured(config, cached=cached)
         except PwrunError as exc:
