@@ -90,15 +90,15 @@ class SSHTarget:
 
     @property
     def control_path(self) -> Path:
-        """A short, per-target socket path (sun_path is limited to 108 bytes)."""
+        """A short, per-target socket path (sun_path is limited to 108 bytes), in pwrun's
+        private ssh directory."""
         digest = hashlib.sha1(repr(self).encode()).hexdigest()[:16]
-        return state.home() / "ssh" / digest
+        return state.private_dir("ssh") / digest
 
     def argv(self, *args: str, multiplex: bool = True) -> list[str]:
         """The ssh command line for this target, `args` placed before the destination."""
         shared = ["ControlMaster=no", "ControlPath=none"]
         if multiplex:
-            self.control_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             shared = [
                 "ControlMaster=auto",
                 f"ControlPath={self.control_path}",
