@@ -14,15 +14,13 @@ import shutil
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import TypeVar
 
 from pwrun.data.objects import fetch, parse, publish
 from pwrun.errors import ObjectStoreError
-from pwrun.transport.contents import safe_name
+from pwrun.transport.contents import key_of, safe_name
 
 WORKERS = 8  # objects moved at once
 OBJECTS_DIR = "objects"  # in the run's workstation directory
-T = TypeVar("T")
 
 
 def object_name(url: str) -> str:
@@ -49,7 +47,7 @@ class ObjectCache:
         """The workstation copy of `url`. A failed fetch is forgotten, so a retry fetches again."""
         with self.lock:
             if url not in self.fetched:
-                into = self.directory / "in" / hashlib.sha256(url.encode()).hexdigest()[:32]
+                into = self.directory / "in" / key_of(hashlib.sha256(url.encode()))
                 self.fetched[url] = future = self.pool.submit(self._fetch, url, into)
                 future.add_done_callback(lambda done: self._forget_failed(url, done))
             return self.fetched[url]
@@ -79,31 +77,3 @@ class ObjectCache:
             with self.lock:
                 if self.fetched.get(url) is done:
                     del self.fetched[url]
-
-
-def gather(futures: list[Future[T]]) -> Future[list[T]]:
-    """A future of the results of `futures` once all are done, or of the first exception among
-    them (in their order)."""
-    done: Future[list[T]] = Future()
-    remaining = [len(futures)]
-    counting = threading.Lock()
-
-    def finish() -> None:
-        problem = next((f.exception() for f in futures if f.exception() is not None), None)
-        if problem is not None:
-            done.set_exception(problem)
-        else:
-            done.set_result([f.result() for f in futures])
-
-    def one(_: Future[T]) -> None:
-        with counting:
-            remaining[0] -= 1
-            last = remaining[0] == 0
-        if last:
-            finish()
-
-    if not futures:
-        finish()
-    for future in futures:
-        future.add_done_callback(one)
-    return done

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from parsl.data_provider.data_manager import default_staging
 from parsl.data_provider.files import File
@@ -28,7 +28,7 @@ from parsl.executors import HighThroughputExecutor
 from parsl.executors.base import ParslExecutor
 
 from pwrun.console import warn
-from pwrun.data.cache import ObjectCache, at_site, gather, object_name
+from pwrun.data.cache import ObjectCache, at_site, object_name
 from pwrun.data.objects import is_object_url
 from pwrun.errors import ObjectStoreError
 from pwrun.parslcfg import compat
@@ -37,6 +37,7 @@ from pwrun.transport.files import Fetch, SiteFiles
 
 STREAMS = ("stdout", "stderr")
 NOT_INPUTS = ("inputs", "outputs", *STREAMS)
+T = TypeVar("T")
 
 
 def is_local_file(value: object) -> bool:
@@ -277,6 +278,34 @@ def completed(value: Any) -> Future[Any]:
     future: Future[Any] = Future()
     future.set_result(value)
     return future
+
+
+def gather(futures: list[Future[T]]) -> Future[list[T]]:
+    """A future of the results of `futures` once all are done, or of the first exception among
+    them (in their order)."""
+    done: Future[list[T]] = Future()
+    remaining = [len(futures)]
+    counting = threading.Lock()
+
+    def finish() -> None:
+        problem = next((f.exception() for f in futures if f.exception() is not None), None)
+        if problem is not None:
+            done.set_exception(problem)
+        else:
+            done.set_result([f.result() for f in futures])
+
+    def one(_: Future[T]) -> None:
+        with counting:
+            remaining[0] -= 1
+            last = remaining[0] == 0
+        if last:
+            finish()
+
+    if not futures:
+        finish()
+    for future in futures:
+        future.add_done_callback(one)
+    return done
 
 
 class SiteExecutor(MovesFiles, HighThroughputExecutor):  # type: ignore[misc]
