@@ -43,10 +43,13 @@ def local_executor(
     )
 
 
+def run_config(executors: list[HighThroughputExecutor], run_dir: Path) -> Config:
+    """A run's Config: these executors, Parsl writing under the run's directory."""
+    return Config(
+        executors=executors, run_dir=str(run_dir / state.PARSL_DIR), strategy_period=STRATEGY_PERIOD
+    )
+
+
 def local_config(run_dir: Path) -> Config:
     """The embedded default: one local executor, labelled 'local'."""
-    return Config(
-        executors=[local_executor()],
-        run_dir=str(run_dir / state.PARSL_DIR),
-        strategy_period=STRATEGY_PERIOD,
-    )
+    return run_config([local_executor()], run_dir)

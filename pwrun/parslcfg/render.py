@@ -14,9 +14,8 @@ from parsl.config import Config
 from parsl.curvezmq import create_certificates
 from parsl.executors import HighThroughputExecutor
 
-from pwrun import state
 from pwrun.data.cache import OBJECTS_DIR, ObjectCache
-from pwrun.parslcfg import STRATEGY_PERIOD, local_executor
+from pwrun.parslcfg import local_executor, run_config
 from pwrun.parslcfg.compat import (
     CLIENT_KEY,
     INTERCHANGE_LAUNCH_CMD,
@@ -134,8 +133,4 @@ def render(
         if store not in stores:
             stores[store] = SiteFiles(site.site, *store)
         executors.append(site_executor(label, spec, site, str(cert_dir), stores[store], objects))
-    return Config(
-        executors=executors,
-        run_dir=str(run_dir / state.PARSL_DIR),
-        strategy_period=STRATEGY_PERIOD,
-    )
+    return run_config(executors, run_dir)
