@@ -121,9 +121,10 @@ def run_workflow(workflow: Path, args: list[str]) -> int:
 
 def plan_sites(
     remote: dict[str, ClusterSpec], hosts: dict[str, dict[str, Any]], executors_file: Path
-) -> None:
+) -> dict[str, SSHTarget]:
     """Check that every cluster label's site exists in the inventory, is on and is reachable
-    by valid ssh settings, before anything is made."""
+    by valid ssh settings, before anything is made; how pwrun reaches each site."""
+    targets: dict[str, SSHTarget] = {}
     for label, spec in remote.items():
         where = f"{executors_file}: {label}.site"
         if spec.site not in hosts:
@@ -131,8 +132,10 @@ def plan_sites(
             raise PwrunError(f"{where}: no cluster {spec.site!r} in the inventory (known: {known})")
         if not is_on(hosts[spec.site]):
             raise PwrunError(f"{where}: cluster {spec.site!r} is off; start it first")
-        ssh_target(spec.site, hosts[spec.site])
+        if spec.site not in targets:
+            targets[spec.site] = ssh_target(spec.site, hosts[spec.site])
         worker_address(spec.site, hosts[spec.site])
+    return targets
 
 
 def run_on_sites(
@@ -152,13 +155,12 @@ def run_on_sites(
     else:
         clusters = read_inventory(inventory)
     hosts = clusters.hosts
-    plan_sites(remote, hosts, executors_file)
+    targets = plan_sites(remote, hosts, executors_file)
     record = RunRecord(state.new_run_dir(), str(workflow))
     record.timings["inventory"] = round(time.perf_counter() - started, 3)
     try:
         cert_dir = make_certificates(record.directory)
-        sites = {spec.site: clusters.ansible_hosts[spec.site] for spec in remote.values()}
-        targets = {site: ssh_target(site, hosts[site]) for site in sites}
+        sites = {site: clusters.ansible_hosts[site] for site in targets}
         with ThreadPoolExecutor(len(remote) or 1, thread_name_prefix="pwrun-connect") as pool:
             with record.stage(RunStatus.PROVISION):  # tunnels need no provisioning: they open now
                 opening = {
