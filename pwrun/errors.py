@@ -30,11 +30,20 @@ class InfrastructureError(PwrunError):
     exit_code = 3
 
 
+def source_prefix(kind: str) -> str:
+    """How every source problem starts (`SourceError`, plugin warnings, `pwrun inventory`).
+
+    Exactly the problems `strict_sources` fails on start so: a failed source, a skipped record,
+    a duplicate name, a passed deadline.
+    """
+    return f"inventory source {kind!r}: "
+
+
 class SourceError(PwrunError):
-    """An inventory source failed; the message starts with the source's name."""
+    """An inventory source failed; the message starts with `source_prefix`."""
 
     def __init__(self, source: str, message: str) -> None:
-        super().__init__(f"inventory source {source!r}: {message}")
+        super().__init__(source_prefix(source) + message)
         self.source = source
 
 

@@ -9,6 +9,7 @@ Every source problem's message starts with source_prefix(kind), "inventory sourc
 as does the plugin's warning or error for it; SOURCE_PROBLEM finds one in a line of output.
 """
 
+from pwrun.errors import source_prefix
 from pwrun.inventory.config import InventoryConfig, load_config
 from pwrun.inventory.core import Listing, builtin_groups, host_vars, list_clusters, list_configured
 from pwrun.inventory.model import (
@@ -18,7 +19,6 @@ from pwrun.inventory.model import (
     Source,
     SourceOptions,
     note_prefix,
-    source_prefix,
 )
 
 __all__ = [

@@ -96,7 +96,7 @@ def parse_config(data: Any, path: Path) -> InventoryConfig:
     unknown = [kind for kind in top.sources if kind not in SOURCE_KINDS]
     if unknown:
         raise PwrunError(
-            f"{path}: sources.{_key(unknown[0])}: unknown source; "
+            f"{path}: sources.{plain(unknown[0])}: unknown source; "
             f"known sources: {', '.join(SOURCE_KINDS)}"
         )
     sources = {
@@ -115,7 +115,7 @@ def _validate(model: type[M], data: Any, path: Path, prefix: tuple[str, ...]) ->
         problems = describe_validation(
             exc,
             prefix,
-            name=_key,
+            name=plain,
             where=lambda field: field or "file",
             explain=lambda error: _explain(error, model),
         )
@@ -128,8 +128,3 @@ def _explain(error: ErrorDetails, model: type[BaseModel]) -> str:
         return error["msg"]
     known = ", ".join(model.model_fields) if len(error["loc"]) == 1 else ""
     return "unknown option" + (f"; valid options: {known}" if known else "")
-
-
-def _key(part: object) -> str:
-    """One part of a field's path: as written when plain, else quoted (one line, short)."""
-    return str(part) if isinstance(part, int) else plain(part)

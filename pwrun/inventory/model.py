@@ -25,15 +25,6 @@ MAX_REPORTED = 10  # skipped records reported one by one per source; the rest ar
 M = TypeVar("M", bound=BaseModel)
 
 
-def source_prefix(kind: str) -> str:
-    """How every source problem starts (`SourceError`, plugin warnings, `pwrun inventory`).
-
-    Exactly the problems `strict_sources` fails on start so: a failed source, a skipped record,
-    a duplicate name, a passed deadline.
-    """
-    return f"inventory source {kind!r}: "
-
-
 # A source problem anywhere in a line (after "[WARNING]: ", "warning: ", "error: ", ...).
 SOURCE_PROBLEM = re.compile(r"inventory source '(?P<source>[a-z0-9_-]+)': (?P<problem>.+)")
 

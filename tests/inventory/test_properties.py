@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pwrun import validation
-from pwrun.errors import PwrunError, SourceError
+from pwrun.errors import PwrunError, SourceError, source_prefix
 from pwrun.inventory.aws import AwsSource
 from pwrun.inventory.aws import Options as AwsOptions
 from pwrun.inventory.azure import AzureSource
@@ -23,7 +23,7 @@ from pwrun.inventory.azure import Options as AzureOptions
 from pwrun.inventory.config import load_config
 from pwrun.inventory.gcp import GcpSource
 from pwrun.inventory.gcp import Options as GcpOptions
-from pwrun.inventory.model import MAX_REPORTED, Parsed, Source, note_prefix, source_prefix
+from pwrun.inventory.model import MAX_REPORTED, Parsed, Source, note_prefix
 from pwrun.inventory.pw import Options as PwOptions
 from pwrun.inventory.pw import PwSource
 from pwrun.inventory.sources import SOURCE_KINDS, source_kind
