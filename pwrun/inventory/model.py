@@ -132,10 +132,8 @@ class Parsed:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self.clusters: list[Cluster] = []
+        self._skipped: list[str] = []  # why each skipped record was skipped
         self._notes: list[str] = []
-        self._noted = 0
-        self._problems: list[SourceError] = []
-        self._skipped = 0
         self._found_at: dict[str, str] = {}
 
     def add(self, where: str, build: Callable[[], Cluster | None]) -> Cluster | None:
@@ -155,29 +153,28 @@ class Parsed:
                 self.clusters.append(cluster)
                 return cluster
             problem = f"name {cluster.name!r} is already used by {self._found_at[cluster.name]}"
-        self._skipped += 1
-        if len(self._problems) < MAX_REPORTED:
-            self._problems.append(SourceError(self.kind, f"{where}: {problem}; record skipped"))
+        self._skipped.append(f"{where}: {problem}; record skipped")
         return None
 
     def note(self, where: str, message: str) -> None:
         """Something worth saying about a cluster that is kept as it is: not a failure."""
-        self._noted += 1
-        if len(self._notes) < MAX_REPORTED:
-            self._notes.append(f"{note_prefix(self.kind)}{where}: {message}")
+        self._notes.append(f"{where}: {message}")
 
     @property
     def problems(self) -> list[SourceError]:
         """One error per skipped record (the first MAX_REPORTED, then a count of the rest)."""
-        more = self._skipped - len(self._problems)
-        summary = [SourceError(self.kind, f"{more} more records skipped")] if more else []
-        return self._problems + summary
+        return [SourceError(self.kind, text) for text in _capped(self._skipped, "records skipped")]
 
     @property
     def notes(self) -> list[str]:
         """The notes (the first MAX_REPORTED, then a count of the rest)."""
-        more = self._noted - len(self._notes)
-        return self._notes + ([f"{note_prefix(self.kind)}{more} more notes"] if more else [])
+        return [note_prefix(self.kind) + text for text in _capped(self._notes, "notes")]
+
+
+def _capped(texts: list[str], what: str) -> list[str]:
+    """The first MAX_REPORTED of `texts`, then how many more `what` there were."""
+    more = len(texts) - MAX_REPORTED
+    return texts[:MAX_REPORTED] + ([f"{more} more {what}"] if more > 0 else [])
 
 
 Opts = TypeVar("Opts", bound=SourceOptions)
