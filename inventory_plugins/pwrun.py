@@ -274,7 +274,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         except PwrunError as exc:
             _FAILED[attempt] = str(exc)
             raise AnsibleParserError(str(exc)) from None
-        for message in [*map(str, listing.errors), *listing.notes]:
+        for message in listing.warnings:
             display.warning(message)
         if use_cache and listing.fetched:
             self._cache[cache_key] = listing.raw

@@ -144,7 +144,7 @@ def inventory(
             )
             table.add_row(*map(escape, cells))  # partitions and places are free-form API text
         Console().print(table)
-    for message in [*map(str, listing.errors), *listing.notes]:
+    for message in listing.warnings:
         warn(message)
 
 

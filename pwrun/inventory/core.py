@@ -32,6 +32,11 @@ class Listing:
     raw: dict[str, Any] = field(default_factory=dict)
     fetched: set[str] = field(default_factory=set)
 
+    @property
+    def warnings(self) -> list[str]:
+        """Everything worth a warning when not strict: the problems, then the notes."""
+        return [*map(str, self.errors), *self.notes]
+
     def raise_errors(self) -> None:
         """Strict mode: fail with every problem in one message."""
         if self.errors:
