@@ -37,6 +37,17 @@ def _stat_fields(pid: int) -> list[str] | None:
     return stat.rsplit(")", 1)[1].split()
 
 
+def _running_stat(pid: int) -> list[str] | None:
+    """Those fields while the process runs: None when it is gone or a zombie."""
+    fields = _stat_fields(pid)
+    return None if fields is None or fields[0] == "Z" else fields
+
+
+def running(pid: int) -> bool:
+    """Whether some process `pid` runs (not a zombie); ProcessRef.alive also knows which."""
+    return _running_stat(pid) is not None
+
+
 @dataclass(frozen=True)
 class ProcessRef:
     """A process as it was when recorded: its pid and its start time in clock ticks."""
@@ -58,8 +69,8 @@ class ProcessRef:
 
     def alive(self) -> bool:
         """True while this very process runs (not a zombie, not a later one with its pid)."""
-        fields = _stat_fields(self.pid)
-        return fields is not None and fields[0] != "Z" and int(fields[19]) == self.started
+        fields = _running_stat(self.pid)
+        return fields is not None and int(fields[19]) == self.started
 
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds; nothing if it is already gone."""

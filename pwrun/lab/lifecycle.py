@@ -25,7 +25,7 @@ from pwrun.lab.model import (
     Site,
     free_slots,
 )
-from pwrun.process import wait_until
+from pwrun.process import running, wait_until
 
 SSHD_TIMEOUT = 20
 SLURM_TIMEOUT = 60
@@ -75,11 +75,7 @@ def leftovers(lab: LabRecord) -> list[str]:
     namespaces = network.netns_names()
     tables = network.nft_tables()
     for site in lab.sites:
-        found += [
-            f"process {n.pid} ({n.hostname})"
-            for n in site.nodes
-            if n.pid and processes.alive(n.pid)
-        ]
+        found += [f"process {n.pid} ({n.hostname})" for n in site.nodes if n.pid and running(n.pid)]
         found += network.leftovers(site, namespaces, tables)
     lab_netns = {n.netns for s in lab.sites for n in s.nodes}
     found += [f"process {pid} in a lab namespace" for pid in processes.in_netns(lab_netns)]
@@ -91,8 +87,9 @@ def leftovers(lab: LabRecord) -> list[str]:
 def down_all() -> list[str]:
     """Remove every lab namespace and nftables table on this machine (after a crashed run)."""
     removed = []
-    for name in sorted(n for n in network.netns_names() if LAB_NETNS.fullmatch(n)):
-        processes.kill_namespace_inits(processes.in_netns({name}))
+    names = sorted(n for n in network.netns_names() if LAB_NETNS.fullmatch(n))
+    processes.kill_namespace_inits(processes.in_netns(set(names)))  # one scan of /proc for all
+    for name in names:
         processes.run("ip", "netns", "del", name)
         removed.append(f"network namespace {name}")
     for table in network.lab_tables():

@@ -160,12 +160,14 @@ class LabRecord:
     def load(cls, directory: Path) -> Self:
         """The lab whose state is in `directory` (up in one process, down in another)."""
         record = Path(directory) / STATE_FILE
+        fix = "`pwrun lab down --all` removes every lab"
+        data = read_record(record)  # says why it cannot be read
+        if data is None:
+            raise LabError(f"{record}: unreadable lab record; {fix}")
         try:
-            return cls._from_json(read_record(record) or {})
+            return cls._from_json(data)
         except (KeyError, TypeError) as exc:
-            raise LabError(
-                f"{record}: unreadable lab record ({exc}); `pwrun lab down --all` removes every lab"
-            ) from None
+            raise LabError(f"{record}: unreadable lab record ({exc}); {fix}") from None
 
     @classmethod
     def _from_json(cls, data: dict[str, Any]) -> Self:

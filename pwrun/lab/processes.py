@@ -12,7 +12,7 @@ from typing import Any
 
 import pwrun
 from pwrun.lab.model import LabError
-from pwrun.process import wait_until
+from pwrun.process import running, wait_until
 
 NODE_INIT = Path(__file__).with_name("node_init.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -91,15 +91,6 @@ def init_ready(node_dir: Path) -> bool:
     return "ready" in log
 
 
-def alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def kill_namespace_inits(pids: list[int]) -> None:
     """SIGKILL PID-namespace inits, which ends every process of their nodes; wait for them."""
     killed = []
@@ -109,8 +100,8 @@ def kill_namespace_inits(pids: list[int]) -> None:
         except ProcessLookupError:
             continue
         killed.append(pid)
-    if not wait_until(lambda: not any(map(alive, killed)), KILL_TIMEOUT, interval=0.05):
-        raise LabError(f"processes {[p for p in killed if alive(p)]} survived SIGKILL")
+    if not wait_until(lambda: not any(map(running, killed)), KILL_TIMEOUT, interval=0.05):
+        raise LabError(f"processes {[p for p in killed if running(p)]} survived SIGKILL")
 
 
 def in_netns(namespaces: set[str]) -> list[int]:

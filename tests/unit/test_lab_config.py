@@ -13,6 +13,7 @@ import yaml
 import pwrun
 from pwrun.lab import Lab, LabError, files, network, processes, render
 from pwrun.lab.model import LabRecord, Site, free_slots
+from pwrun.process import running
 
 
 @pytest.fixture
@@ -199,9 +200,9 @@ def test_run_and_init_log(tmp_path: Path) -> None:
 
 def test_kill_and_find_processes() -> None:
     child = subprocess.Popen(["sleep", "60"])
-    assert processes.alive(child.pid)
+    assert running(child.pid)
     processes.kill_namespace_inits([0, child.pid])  # 0: a node that never started
-    assert not processes.alive(child.pid)  # a zombie until reaped
+    assert not running(child.pid)  # a zombie until reaped
     assert child.wait(5) == -9
     processes.kill_namespace_inits([child.pid])  # already gone
     assert processes.in_netns(set()) == []
