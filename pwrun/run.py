@@ -24,6 +24,7 @@ from pwrun.parslcfg.executors import ClusterSpec, load_executors
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
 from pwrun.parslcfg.workflow import check_labels, merge, summary
 from pwrun.process import Interrupts, ProcessRef
+from pwrun.provision.envs import check_own_envs, with_label_envs, worker_init
 from pwrun.provision.inventory import (
     Inventory,
     is_on,
@@ -160,7 +161,7 @@ def run_on_sites(
     record.timings["inventory"] = round(time.perf_counter() - started, 3)
     try:
         cert_dir = make_certificates(record.directory)
-        sites = {site: clusters.ansible_hosts[site] for site in targets}
+        sites = with_label_envs({site: clusters.ansible_hosts[site] for site in targets}, remote)
         with ThreadPoolExecutor(len(remote) or 1, thread_name_prefix="pwrun-connect") as pool:
             with record.stage(RunStatus.PROVISION):  # tunnels need no provisioning: they open now
                 opening = {
@@ -169,12 +170,13 @@ def run_on_sites(
                     )
                     for label, spec in remote.items()
                 }
+                check_own_envs(remote, targets, executors_file)  # before any job, and quick
                 facts, _ = ready(sites, targets, record.directory) if sites else ({}, [])
             with record.stage(RunStatus.TUNNELS):
                 endpoints = {
                     label: dataclasses.replace(
                         future.result(),
-                        worker_init=facts[remote[label].site].get("pwrun_worker_init", ""),
+                        worker_init=worker_init(label, remote[label], facts[remote[label].site]),
                     )
                     for label, future in opening.items()
                 }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -13,6 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+
+import yaml
 
 from pwrun.errors import InfrastructureError, PwrunError
 
@@ -90,8 +94,112 @@ def plan(parsl_version: str, packages: list[str]) -> dict:
     }
 
 
+def label_env_plans(
+    label_envs: list[dict], parsl_version: str, packages: list[str], given_path: str, backend: str
+) -> list[dict]:
+    """The site's envs: its own (first: `packages`, at `given_path`), then one per distinct
+    label env (`labels`, `packages`, conda `environment` text, `conda_prefix`), each at
+    `given_path-<key>`, keyed by what it holds. `backend` is the site's (venv or conda); a
+    label's conda environment is built with conda."""
+    own = plan(parsl_version, packages)
+    plans = [{**own, "labels": [], "given_path": given_path, "backend": backend,
+              "environment": "", "conda_prefix": ""}]  # fmt: skip
+    for wanted in label_envs:
+        env = plan(parsl_version, [*packages, *wanted.get("packages", [])])
+        environment = wanted.get("environment", "")
+        if environment:
+            environment = pinned_environment(environment, env["parsl_version"], env["python"])
+        key = wheelhouse_key([*env["requirements"], environment], env["python"])
+        plans.append({
+            **env,
+            "labels": list(wanted.get("labels", [])),
+            "given_path": f"{given_path.rstrip('/')}-{key}",
+            "backend": "conda" if environment else backend,
+            "environment": environment,
+            "conda_prefix": wanted.get("conda_prefix", ""),
+        })  # fmt: skip
+    return plans
+
+
+def env_states(plans: list[dict], markers: list[str], home: str, source: str, conda: str) -> list:
+    """Each planned env with its path on the site, the marker it has and the one it needs
+    (venv; a conda env's is its environment file's checksum, known once written), whether it
+    is ready, and the shell line that activates it. `conda` is the site's conda install."""
+    from pwrun.transport.ssh import expand_home
+
+    envs = []
+    for number, env in enumerate(plans):
+        path = expand_home(env["given_path"], home)
+        expected = json.dumps(
+            {"requirements": env["requirements"], "source": source}, sort_keys=True
+        )
+        prefix = expand_home(env["conda_prefix"] or conda, home)
+        activate = (
+            f"source {shlex.quote(prefix)}/bin/activate {shlex.quote(path)}"
+            if env["backend"] == "conda" else f"source {shlex.quote(path)}/bin/activate"
+        )  # fmt: skip
+        marker = markers[number] if number < len(markers) else ""
+        state = {"path": path, "conda_prefix": prefix, "marker": marker, "expected": expected}
+        envs.append({**env, **state, "ready": marker == expected, "worker_init": activate})
+    return envs
+
+
+def pinned_environment(text: str, parsl_version: str, python: str) -> str:
+    """A conda environment.yml with exactly this Parsl (from pip) and this Python major.minor;
+    ValueError naming what to change when the file asks for others."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"not valid YAML: {' '.join(str(exc).split())}") from None
+    dependencies = (data.get("dependencies") or []) if isinstance(data, dict) else None
+    if not isinstance(dependencies, list):
+        raise ValueError(
+            "not a conda environment file: expected a mapping with a dependencies list"
+        )
+    conda: list = []
+    pip: list = []
+    for dependency in dependencies:
+        if isinstance(dependency, dict) and set(dependency) == {"pip"}:
+            pip += [
+                r for r in dependency["pip"] or [] if not _pins(r, "parsl", parsl_version, "==")
+            ]
+        elif isinstance(dependency, str):
+            if not _pins(dependency, "parsl", parsl_version, "="):
+                _pins(dependency, "python", python, "=")  # only checks
+                conda.append(dependency)
+        else:
+            raise ValueError(f"dependency {dependency!r}: expected a package spec or pip: [...]")
+    if not any(_name(d) == "python" for d in conda):
+        conda.append(f"python={python}")
+    if not any(_name(d) == "pip" for d in conda):
+        conda.append("pip")
+    data = {**data, "dependencies": [*conda, {"pip": [f"parsl=={parsl_version}", *pip]}]}
+    data.pop("prefix", None)  # pwrun chooses where the env goes
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _name(spec: object) -> str:
+    """A conda or pip spec's package name (`conda-forge::numpy>=1` -> numpy)."""
+    return re.split(r"[=<>!~\[; @]", str(spec).split("::")[-1].strip(), maxsplit=1)[0].lower()
+
+
+def _pins(spec: object, name: str, version: str, equals: str) -> bool:
+    """Whether `spec` names package `name`: True when it asks for `version` (or none), else a
+    ValueError saying what pwrun needs. A Python pin checks major.minor."""
+    if _name(spec) != name:
+        return False
+    wanted = str(spec).split("::")[-1].strip()[len(name) :].strip().lstrip("=").strip()
+    if wanted and not (wanted == version or (name == "python" and wanted.startswith(version))):
+        raise ValueError(
+            f"{spec!r}: the workers need {name} {version}, the workstation's; "
+            f"write {name}{equals}{version} or leave it to pwrun"
+        )
+    return True
+
+
 def read_probe(host: str, rc: int, output: str, check_python: bool) -> dict:
-    """Parse the env probe (home=, python=, marker= lines); raise saying what to change."""
+    """Parse the env probe (home=, python=, marker= lines, marker.N= for the label envs);
+    raise saying what to change."""
     fields = dict(line.strip().partition("=")[::2] for line in output.splitlines() if "=" in line)
     if rc != 0 or "home" not in fields or "python" not in fields:
         raise PwrunError(
@@ -101,7 +209,11 @@ def read_probe(host: str, rc: int, output: str, check_python: bool) -> dict:
         )
     if check_python:
         check_python_match(host, fields["python"])
-    return {"home": fields["home"], "python": fields["python"], "marker": fields.get("marker", "")}
+    markers = [fields.get("marker", "")]
+    while f"marker.{len(markers)}" in fields:
+        markers.append(fields[f"marker.{len(markers)}"])
+    return {"home": fields["home"], "python": fields["python"], "marker": markers[0],
+            "markers": markers}  # fmt: skip
 
 
 def build_wheelhouse(reqs: list[str], python: str | None = None) -> tuple[Wheelhouse, bool]:
@@ -131,6 +243,9 @@ def build_wheelhouse(reqs: list[str], python: str | None = None) -> tuple[Wheelh
                 raise InfrastructureError(
                     f"building the wheelhouse for {' '.join(reqs)} failed: "
                     + (errors[-1] if errors else proc.stderr.strip()[-300:])
+                    + "; the site installs from this wheelhouse, with no package index: make a "
+                    "wheel of each package reachable to this machine's pip (its index, or "
+                    "PIP_FIND_LINKS), or set python_env_source: index if the site reaches one"
                 )
             (staging / MARKER).write_text(json.dumps({"requirements": reqs, "python": python}))
             shutil.rmtree(wheelhouse.directory, ignore_errors=True)
@@ -143,3 +258,79 @@ def build_wheelhouse(reqs: list[str], python: str | None = None) -> tuple[Wheelh
                 tar.add(wheel, arcname=wheel.name)
         partial.rename(wheelhouse.archive)
     return wheelhouse, True
+
+
+# An env the user brings (executors file: python, activate, or conda_prefix + conda_env) is used
+# as is, once its Python and Parsl are checked against the workstation's, one ssh round trip per
+# site for all its labels.
+OWN_ENV_CODE = (
+    "import sys; print('pwrun-python=%d.%d' % sys.version_info[:2]); "
+    "import parsl; print('pwrun-parsl=' + parsl.__version__)"
+)
+
+
+def own_env_activation(kind: str, path: str, name: str = "") -> str:
+    """The shell line that puts an env the user brings first on PATH (its worker_init)."""
+    from pwrun.transport.ssh import shell_path
+
+    if kind == "python":
+        return f'export PATH={shell_path(path.rpartition("/")[0] or "/")}:"$PATH"'
+    if kind == "activate":
+        return f"source {shell_path(path)}"
+    return f"source {shell_path(path)}/bin/activate {shlex.quote(name)}"
+
+
+def own_env_check(envs: list[tuple[str, str, str]]) -> str:
+    """One shell command that activates each env (kind, path, name) in a subshell and prints
+    its Python and Parsl versions, or why it could not."""
+    from pwrun.transport.ssh import shell_path
+
+    parts = []
+    for number, (kind, path, name) in enumerate(envs):
+        python = shell_path(path) if kind == "python" else "python3"
+        parts.append(
+            f"echo pwrun-env={number}; ( {own_env_activation(kind, path, name)} >/dev/null 2>&1"
+            " || { echo pwrun-failed; exit 0; };"
+            f" {python} -c {shlex.quote(OWN_ENV_CODE)} 2>&1 | tail -n 3;"
+            " command -v process_worker_pool.py >/dev/null || echo pwrun-nopool )"
+        )
+    return "; ".join(parts)
+
+
+def own_env_problems(output: str, count: int, parsl_version: str, python: str) -> list[str]:
+    """Per env of `own_env_check`'s output, what is wrong with it and what to change ("" when
+    it is fine)."""
+    found: list[list[str]] = [[] for _ in range(count)]
+    current: list[str] | None = None
+    for line in output.splitlines():
+        if line.startswith("pwrun-env="):
+            number = int(line.partition("=")[2])
+            current = found[number] if number < count else None
+        elif current is not None and line.strip():
+            current.append(line.strip())
+    return [_own_env_problem(lines, parsl_version, python) for lines in found]
+
+
+def _own_env_problem(lines: list[str], parsl_version: str, python: str) -> str:
+    fields = dict(line.partition("=")[::2] for line in lines if line.startswith("pwrun-"))
+    if "pwrun-failed" in lines:
+        return "activating it failed (is the path right, does it exist there?)"
+    if "pwrun-python" not in fields:
+        return f"its python did not run ({lines[-1] if lines else 'no answer'})"
+    if fields["pwrun-python"] != python:
+        return (
+            f"its Python is {fields['pwrun-python']}, the workstation's {python}: Parsl refuses "
+            f"workers whose major.minor differs; use an env with Python {python}"
+        )
+    if "pwrun-parsl" not in fields:
+        cause = next((line for line in reversed(lines) if not line.startswith("pwrun-")), "")
+        return f"it has no Parsl ({cause}): install parsl=={parsl_version}, the workstation's"
+    if fields["pwrun-parsl"] != parsl_version:
+        return (
+            f"its Parsl is {fields['pwrun-parsl']}, the workstation's {parsl_version}: run "
+            f"`pip install parsl=={parsl_version}` in it, or run pwrun with Parsl "
+            f"{fields['pwrun-parsl']}"
+        )
+    if "pwrun-nopool" in lines:
+        return "process_worker_pool.py is not on its PATH: install Parsl into it with pip"
+    return ""

@@ -20,16 +20,19 @@ from __future__ import annotations
 import contextlib
 import json
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, TypeAlias
 
 import yaml
+from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -38,6 +41,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from pwrun import validation
+from pwrun.cluster.pyenv import pinned_environment, workstation_parsl, workstation_python
 from pwrun.errors import (
     Loc,
     PwrunError,
@@ -56,12 +60,31 @@ MAX_BLOCKS = 10_000
 MAX_WORKERS_PER_NODE = 4096
 MAX_CORES_PER_WORKER = 4096
 WALLTIME = r"^[0-9]{1,4}:[0-5][0-9]:[0-5][0-9]$"  # H:MM:SS, up to 9999 hours
+CONDA_ENV_NAME = r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$"
+
+
+@dataclass(frozen=True)
+class OwnEnv:
+    """An env the user already has on the site: `kind` python (path to its python), activate
+    (its activate script) or conda (`path` a conda install, `name` the env in it)."""
+
+    kind: Literal["python", "activate", "conda"]
+    path: str
+    name: str = ""
 
 
 def _no_nul(value: str) -> str:
     if "\0" in value:
         raise ValueError("NUL characters are not allowed")
     return value
+
+
+def _requirement(text: str) -> str:
+    """A pip requirement string (`name`, `name==1.2`, `name[extra]>=1; marker`, `name @ URL`)."""
+    try:
+        return str(Requirement(text))
+    except InvalidRequirement as exc:
+        raise ValueError(f"not a pip requirement: {text!r} ({exc})") from None
 
 
 def _some_time(walltime: str) -> str:
@@ -139,6 +162,58 @@ class ClusterSpec(_Spec):
     run_dir: validation.RemotePath = Field(
         "~/.pwrun/runs", description="Directory on the site under which each run keeps its files."
     )
+    # The label's env: packages pwrun installs (a venv, or the site's conda backend), a conda
+    # environment.yml it builds, or one the user already has on the site (used as is).
+    packages: list[Annotated[str, AfterValidator(_requirement)]] = Field(default_factory=list)
+    requirements: Text | None = Field(None, description="pip requirements file (relative paths: "
+                                      "to the executors file)")  # fmt: skip
+    conda_environment: Text | None = Field(None, description="environment.yml to build with conda")
+    python: validation.RemotePath | None = Field(None, description="the python of your own env")
+    activate: validation.RemotePath | None = Field(None, description="your env's activate script")
+    conda_prefix: validation.RemotePath | None = Field(None, description="a conda install")
+    conda_env: Annotated[str, Field(pattern=CONDA_ENV_NAME)] | None = Field(
+        None, description="the name of your env in conda_prefix"
+    )
+    _environment: str = PrivateAttr("")  # conda_environment's text, read by load_executors
+
+    @model_validator(mode="after")
+    def _one_env(self) -> Self:
+        """At most one way to get the label's env; a conda env needs its install."""
+        own = [f for f in ("python", "activate", "conda_env") if getattr(self, f) is not None]
+        built = [f for f in ("packages", "requirements", "conda_environment") if getattr(self, f)]
+        if len(own) > 1:
+            raise ValueError(f"give one of {', '.join(own)}: each names your own env")
+        if own and built:
+            raise ValueError(
+                f"{own[0]} names your own env, used as is: install {built[0]} into it "
+                f"yourself, or drop {own[0]} and pwrun builds an env with them"
+            )
+        if self.conda_environment and (self.packages or self.requirements):
+            raise ValueError(
+                "conda_environment lists the env's packages: put packages/requirements in it"
+            )
+        if self.conda_env and not self.conda_prefix:
+            raise ValueError("conda_env needs conda_prefix: the conda install that holds it")
+        if self.conda_prefix and not (self.conda_env or self.conda_environment):
+            raise ValueError(
+                "conda_prefix needs conda_env (your env there) or conda_environment (one to build)"
+            )
+        return self
+
+    @property
+    def environment(self) -> str:
+        """The text of `conda_environment` ("" without one)."""
+        return self._environment
+
+    def own_env(self) -> OwnEnv | None:
+        """The env the user brings (used as is), if the label names one."""
+        if self.python:
+            return OwnEnv("python", self.python)
+        if self.activate:
+            return OwnEnv("activate", self.activate)
+        if self.conda_prefix and self.conda_env:
+            return OwnEnv("conda", self.conda_prefix, self.conda_env)
+        return None
 
 
 ExecutorSpec: TypeAlias = LocalSpec | ClusterSpec
@@ -188,8 +263,10 @@ LEGACY_IGNORED = {
     # filled in by the PW platform, now inventory facts; or parsl_utils' own plumbing
     "HOST_IP", "HOST_USER", "WORKER_PORT_1", "WORKER_PORT_2", "ADDRESS", "WORKDIR", "POOL_TYPE",
     "SSH_CHANNEL_SCRIPT_DIR", "WORKER_LOGDIR_ROOT", "NTASKS_PER_NODE", "REQUIRED",
-    "CONDA_ENV", "CONDA_DIR", "INSTALL_CONDA", "LOCAL_CONDA_YAML", "PROVIDER_TYPE",
+    "PROVIDER_TYPE",
 }  # fmt: skip
+# The label's conda env: CONDA_DIR + CONDA_ENV, yours; INSTALL_CONDA + LOCAL_CONDA_YAML, built.
+LEGACY_CONDA = ("CONDA_DIR", "CONDA_ENV", "INSTALL_CONDA", "LOCAL_CONDA_YAML")
 LEGACY_PROVIDER_KEYS = {
     "partition", "nodes_per_block", "init_blocks", "min_blocks", "max_blocks", "parallelism",
     "walltime", "scheduler_options", "worker_init",
@@ -228,9 +305,34 @@ def from_legacy(entry: Mapping[Any, Any]) -> tuple[dict[str, Any], dict[str, tup
                 if name not in LEGACY_PROVIDER_KEYS:
                     raise FieldError((key, name), "not supported by pwrun")
                 take(name, (key, name), setting)
-        elif key not in LEGACY_IGNORED:
+        elif key not in LEGACY_IGNORED and key not in LEGACY_CONDA:
             raise FieldError((key,), "unknown field")
+    _legacy_conda(entry, take)
     return spec, origin
+
+
+def _legacy_conda(entry: Mapping[Any, Any], take: Callable[[str, tuple[str, ...], Any], None]):
+    """parsl_utils' conda keys: with INSTALL_CONDA true, build LOCAL_CONDA_YAML (with the conda
+    at CONDA_DIR); otherwise use the env CONDA_ENV of the conda at CONDA_DIR as it is."""
+    install = entry.get("INSTALL_CONDA", False)
+    if isinstance(install, str) and install.lower() in ("true", "false"):
+        install = install.lower() == "true"  # parsl_utils wrote "true" too
+    if install is None:
+        raise FieldError(("INSTALL_CONDA",), NULL_REFUSED)
+    if not isinstance(install, bool):
+        raise FieldError(("INSTALL_CONDA",), "expected true or false")
+    if install:
+        if "LOCAL_CONDA_YAML" not in entry:
+            raise FieldError(("INSTALL_CONDA",), "needs LOCAL_CONDA_YAML: the environment to build")
+        take("conda_environment", ("LOCAL_CONDA_YAML",), entry["LOCAL_CONDA_YAML"])
+        if "CONDA_DIR" in entry:
+            take("conda_prefix", ("CONDA_DIR",), entry["CONDA_DIR"])
+        # CONDA_ENV named the env parsl_utils made; pwrun names a built env by its content.
+        return
+    # LOCAL_CONDA_YAML is read only with INSTALL_CONDA true, as parsl_utils did.
+    for key, field in (("CONDA_DIR", "conda_prefix"), ("CONDA_ENV", "conda_env")):
+        if key in entry:
+            take(field, (key,), entry[key])
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -312,10 +414,60 @@ def load_executors(path: Path) -> dict[str, ExecutorSpec]:
                 raise ValueError("expected a mapping of settings")
             if "POOL" in entry or "RESOURCE" in entry:
                 entry, origin = from_legacy(entry)
-            specs[label] = executor_spec(entry)
+            spec = executor_spec(entry)
+            if isinstance(spec, ClusterSpec):
+                spec = _with_env_files(spec, path.parent, origin)
+            specs[label] = spec
         except ValueError as exc:
             raise PwrunError(f"{path}: {describe(label, exc, origin)}") from None
     return specs
+
+
+def _with_env_files(
+    spec: ClusterSpec, base: Path, origin: Mapping[str, tuple[str, ...]]
+) -> ClusterSpec:
+    """`spec` with its requirements file's lines added to `packages` and its conda environment
+    file read; relative paths are relative to the executors file (`base`)."""
+
+    def read(field: str, what: str) -> str:
+        file = base / Path(getattr(spec, field)).expanduser()
+        try:
+            return read_text(file, what)
+        except PwrunError as exc:
+            raise FieldError(origin.get(field, (field,)), str(exc)) from None
+
+    if spec.requirements:
+        lines = read("requirements", "the requirements file")
+        try:
+            spec = spec.model_copy(update={"packages": [*spec.packages, *requirement_lines(lines)]})
+        except ValueError as exc:
+            raise FieldError(("requirements",), f"{spec.requirements}: {exc}") from None
+    if spec.conda_environment:
+        text = read("conda_environment", "the conda environment file")
+        try:
+            pinned_environment(text, workstation_parsl(), workstation_python())  # now, not there
+        except ValueError as exc:
+            where = origin.get("conda_environment", ("conda_environment",))
+            raise FieldError(where, f"{spec.conda_environment}: {exc}") from None
+        spec._environment = text
+    return spec
+
+
+def requirement_lines(text: str) -> list[str]:
+    """The requirement strings of a pip requirements file: comments and blank lines skipped;
+    pip's options (`-r`, `--index-url`...) are refused, naming the line."""
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("-"):
+            raise ValueError(f"line {number}: pip options are not read here, only requirements")
+        try:
+            found.append(_requirement(line))
+        except ValueError as exc:
+            raise ValueError(f"line {number}: {exc}") from None
+    return found
 
 
 def _name(part: object) -> str:

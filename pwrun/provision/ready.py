@@ -66,12 +66,18 @@ def fingerprint(hostvars: dict[str, Any]) -> str:
 
 
 def probe_command(facts: dict[str, Any]) -> str:
-    """One shell command whose answer (once `canonical`) changes when the ready site does."""
-    env = shlex.quote(str(facts.get("pwrun_env_path", "")))
-    return (
-        f'echo "home=$HOME"; printf "marker=%s\\n" "$(cat -- {env}/.pwrun-env.json 2>&1)";'
-        f" test -x {env}/bin/python && echo python=ok; echo {SINFO_MARK}; {sinfo_command()} 2>&1"
+    """One shell command whose answer (once `canonical`) changes when the ready site does:
+    home, each env's marker and python (the site's, then its label envs'), the partitions."""
+    paths = [
+        facts.get("pwrun_env_path", ""),
+        *(e["path"] for e in facts.get("pwrun_label_envs", [])),
+    ]
+    envs = "".join(
+        f' printf "marker=%s\\n" "$(cat -- {env}/.pwrun-env.json 2>&1)";'
+        f" test -x {env}/bin/python && echo python=ok;"
+        for env in map(shlex.quote, map(str, paths))
     )
+    return f'echo "home=$HOME";{envs} echo {SINFO_MARK}; {sinfo_command()} 2>&1'
 
 
 def canonical(answer: str) -> str:

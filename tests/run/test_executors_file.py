@@ -17,11 +17,13 @@ from hypothesis import strategies as st
 from pwrun import validation
 from pwrun.errors import PwrunError
 from pwrun.parslcfg.executors import (
+    LEGACY_CONDA,
     LEGACY_FIELDS,
     LEGACY_IGNORED,
     LEGACY_PROVIDER_KEYS,
     ClusterSpec,
     LocalSpec,
+    OwnEnv,
     load_executors,
 )
 
@@ -95,6 +97,8 @@ def test_parsl_utils_executors_json(tmp_path: Path) -> None:
     assert spec.nodes_per_block == 2
     assert spec.walltime == "01:00:00"
     assert (spec.max_blocks, spec.init_blocks) == (3, 0)
+    # CONDA_DIR + CONDA_ENV: the user's own env, used as is (INSTALL_CONDA false)
+    assert spec.own_env() == OwnEnv("conda", "/contrib/__USER__/miniconda3", "parsl-pw")
 
 
 def test_parsl_utils_unknown_field(tmp_path: Path) -> None:
@@ -416,7 +420,7 @@ NASTY = st.sampled_from(
 TEXT = st.text(max_size=10) | NASTY
 FIELDS = st.sampled_from(
     sorted({*ClusterSpec.model_fields, *LEGACY_FIELDS, *LEGACY_IGNORED, *LEGACY_PROVIDER_KEYS,
-            "SlurmProvider", "NODEZ"})
+            *LEGACY_CONDA, "SlurmProvider", "NODEZ"})
 )  # fmt: skip
 SCALARS = st.none() | st.booleans() | st.integers(-2, 10_002) | st.integers() | st.floats() | TEXT
 VALUES = st.recursive(
@@ -451,6 +455,9 @@ NEW_ENTRY = st.fixed_dictionaries(
         "env": often(st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,5}", fullmatch=True), TEXT)),
         "partition": TEXTS,
         "worker_init": TEXTS,
+        "packages": often(st.lists(st.sampled_from(["numpy", "a-b[x]>=1,<2", "c @ file:///w"]))),
+        "python": often(st.sampled_from(["~/env/bin/python", "/usr/bin/python3"])),
+        "conda_env": TEXTS,
     },
 )
 LEGACY_ENTRY = st.fixed_dictionaries(
@@ -462,6 +469,9 @@ LEGACY_ENTRY = st.fixed_dictionaries(
         "RUN_DIR": often(st.just("/home/__USER__/run")),
         "PARTITION": TEXTS,
         "HOST_IP": VALUES,
+        "CONDA_DIR": often(st.just("~/miniconda3")),
+        "CONDA_ENV": often(st.just("parsl-1.2")),
+        "INSTALL_CONDA": often(st.sampled_from([True, False, "true", "False"])),
         "SlurmProvider": often(
             st.fixed_dictionaries({}, optional={"max_blocks": often(st.integers(1, 5))})
         ),
