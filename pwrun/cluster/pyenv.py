@@ -282,7 +282,8 @@ def own_env_activation(kind: str, path: str, name: str = "") -> str:
 
 def own_env_check(envs: list[tuple[str, str, str]]) -> str:
     """One shell command that activates each env (kind, path, name) in a subshell and prints
-    its Python and Parsl versions, or why it could not."""
+    its Python and Parsl versions, or why it could not. It runs in bash, as the workers' job
+    scripts do (conda's activate takes its argument only there)."""
     from pwrun.transport.ssh import shell_path
 
     parts = []
@@ -291,10 +292,10 @@ def own_env_check(envs: list[tuple[str, str, str]]) -> str:
         parts.append(
             f"echo pwrun-env={number}; ( {own_env_activation(kind, path, name)} >/dev/null 2>&1"
             " || { echo pwrun-failed; exit 0; };"
-            f" {python} -c {shlex.quote(OWN_ENV_CODE)} 2>&1 | tail -n 3;"
+            f" {python} -u -c {shlex.quote(OWN_ENV_CODE)} 2>&1;"
             " command -v process_worker_pool.py >/dev/null || echo pwrun-nopool )"
         )
-    return "; ".join(parts)
+    return f"bash -c {shlex.quote('; '.join(parts))}"
 
 
 def own_env_problems(output: str, count: int, parsl_version: str, python: str) -> list[str]:

@@ -84,7 +84,8 @@ def _requirement(text: str) -> str:
     try:
         return str(Requirement(text))
     except InvalidRequirement as exc:
-        raise ValueError(f"not a pip requirement: {text!r} ({exc})") from None
+        cause = next(iter(str(exc).splitlines()), "")
+        raise ValueError(f"not a pip requirement: {text!r} ({cause})") from None
 
 
 def _some_time(walltime: str) -> str:

@@ -34,7 +34,7 @@ def test_probe_checks_python_and_says_what_to_change() -> None:
     ours = pyenv.workstation_python()
     probe = f"home=/home/u\npython={ours}.2\nmarker={{}}\n"
     assert pyenv.read_probe("site-a", 0, probe, True) == {
-        "home": "/home/u", "python": f"{ours}.2", "marker": "{}",
+        "home": "/home/u", "python": f"{ours}.2", "marker": "{}", "markers": ["{}"],
     }  # fmt: skip
     with pytest.raises(PwrunError, match=r"site-a: the cluster's python3 is 3\.9") as info:
         pyenv.read_probe("site-a", 0, "home=/h\npython=3.9.18\nmarker=\n", True)
