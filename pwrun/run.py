@@ -181,7 +181,7 @@ def on_sites(
                     )
                     for label, spec in remote.items()
                 }
-                check_own_envs(remote, targets, executors_file)  # before any job, and quick
+                check_own_envs(remote, targets, source)  # before any job, and quick
                 facts, _ = ready(sites, targets, record.directory) if sites else ({}, [])
             with record.stage(RunStatus.TUNNELS):
                 endpoints = {

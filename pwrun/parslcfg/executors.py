@@ -403,11 +403,13 @@ def _check_label(label: object) -> None:
 
 def load_executors(path: Path) -> dict[str, ExecutorSpec]:
     """Read and validate an executors file; errors name the file, label and field."""
-    return executor_specs(parse(path), str(path))
+    return executor_specs(parse(path), str(path), path.parent)
 
 
-def executor_specs(data: object, source: str) -> dict[str, ExecutorSpec]:
-    """Validate an executors file's document (label -> entry), which `source` names in errors."""
+def executor_specs(data: object, source: str, base: Path | None = None) -> dict[str, ExecutorSpec]:
+    """Validate an executors file's document (label -> entry), which `source` names in errors;
+    the files it names (requirements, conda_environment) are relative to `base` (default: the
+    working directory)."""
     if not isinstance(data, dict) or not data:
         raise PwrunError(f"{source}: expected a mapping of executor labels to settings")
     specs = {}
@@ -421,7 +423,7 @@ def executor_specs(data: object, source: str) -> dict[str, ExecutorSpec]:
                 entry, origin = from_legacy(entry)
             spec = executor_spec(entry)
             if isinstance(spec, ClusterSpec):
-                spec = _with_env_files(spec, path.parent, origin)
+                spec = _with_env_files(spec, base or Path.cwd(), origin)
             specs[label] = spec
         except ValueError as exc:
             raise PwrunError(f"{source}: {describe(label, exc, origin)}") from None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from pwrun.cluster.pyenv import (
@@ -89,11 +88,11 @@ def worker_init(label: str, spec: ClusterSpec, facts: dict[str, Any]) -> str:
 
 
 def check_own_envs(
-    remote: Mapping[str, ClusterSpec], targets: Mapping[str, SSHTarget], executors_file: Path
+    remote: Mapping[str, ClusterSpec], targets: Mapping[str, SSHTarget], source: str
 ) -> None:
     """Check every env a label brings on its site (one ssh round trip per site, all at once):
     its Python major.minor and Parsl version must be the workstation's. Raises PwrunError
-    naming each label and saying what to change."""
+    naming each label (`source` names the executors) and saying what to change."""
     per_site: dict[str, list[tuple[str, OwnEnv]]] = {}
     for label, spec in remote.items():
         if (own := spec.own_env()) is not None:
@@ -110,8 +109,7 @@ def check_own_envs(
             raise InfrastructureError(f"{site}: ssh failed: {last_line(proc.stderr)}")
         problems = own_env_problems(proc.stdout, len(envs), parsl_version, python)
         return [
-            f"{executors_file}: {label}.{OWN_ENV_FIELD[own.kind]}: {_described(own)} on "
-            f"{site}: {problem}"
+            f"{source}: {label}.{OWN_ENV_FIELD[own.kind]}: {_described(own)} on {site}: {problem}"
             for (label, own), problem in zip(envs, problems, strict=True)
             if problem
         ]

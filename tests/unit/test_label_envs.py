@@ -273,7 +273,7 @@ def test_own_envs_are_checked_on_the_site_and_mismatches_named(
         )
     }
     with pytest.raises(PwrunError) as info:
-        envs.check_own_envs(specs, {"s": fake_ssh}, Path("x.yml"))
+        envs.check_own_envs(specs, {"s": fake_ssh}, "x.yml")
     problems = str(info.value).split("; x.yml: ")
     assert len(problems) == 5 and str(info.value).count("\n") == 0, info.value
     assert problems[0] == (
