@@ -290,6 +290,4 @@ def test_own_envs_are_checked_on_the_site_and_mismatches_named(
         f"ml.conda_env: env 'ml' of the conda at {conda} on s: its Parsl is 2024.1.1"
     )
 
-    envs.check_own_envs(
-        {"good": specs["good"], "plain": specs["plain"]}, {"s": fake_ssh}, Path("x")
-    )
+    envs.check_own_envs({"good": specs["good"], "plain": specs["plain"]}, {"s": fake_ssh}, "x")
