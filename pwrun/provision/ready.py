@@ -32,6 +32,7 @@ from pwrun.transport.ssh import SSHTarget
 
 CONTENT_PARTS = ("site.yml", "ansible.cfg", "playbooks", "roles")
 SINFO_MARK = "sinfo:"
+KEPT_RECORDS = 8  # per site: the latest fingerprints (executors files, inventories) stay warm
 T = TypeVar("T")
 
 
@@ -91,28 +92,34 @@ def canonical(answer: str) -> str:
     return head + json.dumps(facts, sort_keys=True)
 
 
-def record_path(site: str) -> Path:
-    return state.private_dir("sites") / f"{site}.json"
+def record_path(site: str, fingerprint: str) -> Path:
+    """A site's record for one fingerprint: runs that differ in what they need from a site (two
+    workflows whose labels want other envs) each keep theirs, so each stays warm."""
+    return state.private_dir("sites", site) / f"{fingerprint[:32]}.json"
 
 
-def recorded(site: str) -> SiteState | None:
-    data = state.read_record(record_path(site))
+def recorded(site: str, fingerprint: str) -> SiteState | None:
+    data = state.read_record(record_path(site, fingerprint))
     try:
-        return SiteState(**data) if data else None
+        known = SiteState(**data) if data else None
     except TypeError:
         return None  # an older record's shape: provision again
+    return known if known and known.fingerprint == fingerprint else None
 
 
 def still_ready(site: str, target: SSHTarget, expected: str) -> dict[str, Any] | None:
     """The recorded facts if the site's state still holds; None when it must be provisioned."""
-    known = recorded(site)
-    if known is None or known.fingerprint != expected:
+    known = recorded(site, expected)
+    if known is None:
         return None
     try:
         answer = target.run(known.probe, check=False).stdout
     except InfrastructureError:
         return None  # unreachable now: site.yml says why, naming the site
-    return known.facts if canonical(answer) == known.answer else None
+    if canonical(answer) != known.answer:
+        return None
+    record_path(site, expected).touch()  # used now: among the latest, kept
+    return known.facts
 
 
 def remember(site: str, target: SSHTarget, expected: str, facts: dict[str, Any]) -> None:
@@ -123,7 +130,11 @@ def remember(site: str, target: SSHTarget, expected: str, facts: dict[str, Any])
     except InfrastructureError:
         return
     known = SiteState(expected, facts, probe, canonical(answer))
-    state.write_atomic(record_path(site), json.dumps(asdict(known)))
+    path = record_path(site, expected)
+    state.write_atomic(path, json.dumps(asdict(known)))
+    older = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in older[KEPT_RECORDS:]:
+        stale.unlink(missing_ok=True)
 
 
 def ready(

@@ -75,6 +75,19 @@ def test_changed_inventory_variables_mean_provisioning(fake: FakeSites, tmp_path
     assert made == ["site-a"]
 
 
+def test_runs_wanting_other_things_of_a_site_each_stay_warm(fake: FakeSites, tmp_path: Path):
+    """Two workflows whose labels want other envs on site-a, run in turns: each provisions
+    once; later turns take the fast path. Only the latest KEPT_RECORDS are kept."""
+    other = {**SITES, "site-a": {**SITES["site-a"], "python_env_label_envs": [{"labels": ["x"]}]}}
+    ready.ready(SITES, TARGETS, tmp_path)
+    assert ready.ready(other, TARGETS, tmp_path)[1] == ["site-a"]
+    assert ready.ready(SITES, TARGETS, tmp_path)[1] == []
+    assert ready.ready(other, TARGETS, tmp_path)[1] == []
+    for n in range(ready.KEPT_RECORDS + 2):
+        ready.ready({"site-a": {**SITES["site-a"], "n": n}}, TARGETS, tmp_path)
+    assert len(list(ready.record_path("site-a", "x").parent.glob("*.json"))) == ready.KEPT_RECORDS
+
+
 def test_an_unreachable_site_goes_to_ansible_which_names_it(fake: FakeSites, tmp_path: Path):
     ready.ready(SITES, TARGETS, tmp_path)
     fake.unreachable.add("10.0.0.1")
@@ -86,12 +99,13 @@ def test_force_provisions_every_site_and_records_them(fake: FakeSites, tmp_path:
     ready.ready(SITES, TARGETS, tmp_path)
     _, made = ready.ready(SITES, TARGETS, tmp_path, force=True)
     assert made == ["site-a", "site-b"]
-    assert ready.recorded("site-a") is not None
+    assert ready.recorded("site-a", ready.fingerprint(SITES["site-a"])) is not None
 
 
 def test_an_unreadable_record_means_provisioning(fake: FakeSites, tmp_path: Path) -> None:
     ready.ready(SITES, TARGETS, tmp_path)
-    ready.record_path("site-a").write_text('{"fingerprint": "x", "old_field": 1}')
+    path = ready.record_path("site-a", ready.fingerprint(SITES["site-a"]))
+    path.write_text('{"fingerprint": "x", "old_field": 1}')
     _, made = ready.ready(SITES, TARGETS, tmp_path)
     assert made == ["site-a"]
 
