@@ -118,35 +118,33 @@ def test_user_token_is_sent_as_bearer(pw_env, monkeypatch) -> None:
 def test_rejected_key(pw_api: PwApiEmulator, pw_env, monkeypatch) -> None:
     monkeypatch.setenv("PW_API_KEY", "pwt_wrong")
     message = failure()
-    assert "/api/compute/clusters: HTTP 401, the platform rejected the API key" in message
+    assert "/api/clusters: HTTP 401, the platform rejected the API key" in message
     assert "check PW_API_KEY" in message and "pwt_wrong" not in message
 
 
 def test_forbidden(pw_api: PwApiEmulator, pw_env) -> None:
     pw_api.status = 403
-    assert "HTTP 403, the API key may not list clusters" in failure()
+    assert "/api/clusters: HTTP 403, the API key may not do this: Forbidden" in failure()
 
 
 def test_rate_limit_then_success_is_retried(pw_api: PwApiEmulator, pw_env) -> None:
     pw_api.fail_next = [429, 503]
     pw_api.retry_after = "0"
     assert len(listing(backoff=0.01)) == 4
-    assert pw_api.hits["/api/compute/clusters"] == 3
+    assert pw_api.hits["/api/clusters"] == 3  # 429, 503, then a 404: an older platform
+    assert pw_api.hits["/api/compute/clusters"] == 1
 
 
 def test_server_error_gives_up_after_retries(pw_api: PwApiEmulator, pw_env) -> None:
     pw_api.status = 500
     message = failure(retries=2, backoff=0.01)
-    assert (
-        "/api/compute/clusters: HTTP 500 Internal Server Error (gave up after 3 attempts)"
-        in message
-    )
-    assert pw_api.hits["/api/compute/clusters"] == 3
+    assert "/api/clusters: HTTP 500 Internal Server Error (gave up after 3 attempts)" in message
+    assert pw_api.hits["/api/clusters"] == 3
 
 
 def test_slow_api_times_out(pw_api: PwApiEmulator, pw_env) -> None:
     pw_api.delay = 1.0
-    assert "/api/compute/clusters: no answer within 0.2 s (gave up after 1 attempts)" in failure(
+    assert "/api/clusters: no answer within 0.2 s (gave up after 1 attempts)" in failure(
         timeout=0.2, retries=0
     )
 
@@ -156,13 +154,13 @@ def test_api_down(pw_env) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     message = failure(host=f"http://127.0.0.1:{port}", retries=1, backoff=0)
-    assert f"GET http://127.0.0.1:{port}/api/compute/clusters: cannot connect" in message
+    assert f"GET http://127.0.0.1:{port}/api/clusters: cannot connect" in message
 
 
 def test_host_without_scheme_means_https(pw_api: PwApiEmulator, pw_env) -> None:
     host = pw_api.url.removeprefix("http://")
     message = failure(host=host, retries=0)
-    assert f"GET https://{host}/api/compute/clusters: cannot connect" in message
+    assert f"GET https://{host}/api/clusters: cannot connect" in message
 
 
 @pytest.mark.parametrize(
@@ -257,7 +255,7 @@ def test_trickling_answer_is_cut_at_the_deadline(pw_api: PwApiEmulator, pw_env) 
     message = failure(deadline=1, timeout=5)
     took = time.monotonic() - started
     assert message == (
-        f"inventory source 'pw': GET {pw_api.url}/api/compute/clusters: no complete answer "
+        f"inventory source 'pw': GET {pw_api.url}/api/clusters: no complete answer "
         "within 1 s (option 'deadline')"
     )
     assert 1 <= took < 4  # the deadline, with room for a loaded machine
@@ -275,4 +273,4 @@ def test_retries_stop_at_the_deadline(pw_api: PwApiEmulator, pw_env) -> None:
     message = failure(deadline=0.5, retries=5)
     assert "no complete answer within 0.5 s (option 'deadline')" in message
     assert time.monotonic() - started < 5  # not the 20 s Retry-After
-    assert pw_api.hits["/api/compute/clusters"] == 1  # the wait for Retry-After hit the deadline
+    assert pw_api.hits["/api/clusters"] == 1  # the wait for Retry-After hit the deadline
