@@ -319,8 +319,8 @@ class PwApiEmulator:
         """A lifecycle request of any generation; None when `path` is none."""
         parts = [unquote(part) for part in path.split("/")]
         cluster = None
-        if method == "POST" and len(parts) == 10 and parts[2] == "organizations":
-            org, owner, name, how = parts[3], parts[5], parts[7], parts[9]
+        if method == "POST" and len(parts) == 9 and parts[2] == "organizations":
+            org, owner, name, how = parts[3], parts[5], parts[7], parts[8]
             if not self.current or org != "emulated" or how not in ("provision", "resume", "stop"):
                 return 404, {"error": True, "message": "not found"}
             cluster = self.find(namespace=owner, name=name)
@@ -331,12 +331,14 @@ class PwApiEmulator:
             cluster = self.find(namespace=parts[4], name=parts[5])
             if method not in ("POST", "DELETE") or cluster is None:
                 return 404, {"message": "not found"}
-            return (self.start(cluster) if method == "POST" else self.stop(cluster))[0], {}
+            status, body = self.start(cluster) if method == "POST" else self.stop(cluster)
+            return status, body or {}
         if method == "GET" and path in ("/api/resources/start", "/api/resources/stop"):
             cluster = self.find(id=(query.get("id") or [""])[0])
             if cluster is None:
                 return 404, {"message": "no such resource"}
-            return (self.start(cluster) if path.endswith("start") else self.stop(cluster))[0], {}
+            status, body = self.start(cluster) if path.endswith("start") else self.stop(cluster)
+            return status, body or {}
         return None
 
     def answer(self, path: str, method: str = "GET", query: str = "") -> tuple[int, Any]:

@@ -98,9 +98,10 @@ class PwClusters:
         self.source = PwSource(options)
         self._organization: str | None = None
 
-    def listing(self) -> tuple[str, dict[str, dict[str, Any]]]:
-        """The generation that answered, and each raw record by cluster name."""
-        raw = self._call("PW platform", self.source.fetch_with)
+    def listing(self, what: str = "PW platform") -> tuple[str, dict[str, dict[str, Any]]]:
+        """The generation that answered, and each raw record by cluster name; a failure's
+        message starts with `what`."""
+        raw = self._call(what, self.source.fetch_with)
         found: dict[str, dict[str, Any]] = {}
         for item in raw["clusters"]:
             if isinstance(item, dict) and isinstance(item.get("name"), str):
@@ -109,13 +110,14 @@ class PwClusters:
 
     def powers(self, names: Iterable[str]) -> dict[str, Power]:
         """The power state of each named cluster (one listing for all)."""
-        api, found = self.listing()
+        names = list(names)
+        api, found = self.listing(f"cluster {', '.join(names)}")
         return {name: power_of(api, self._record(found, name)) for name in names}
 
     def start(self, name: str, record: Callable[[StartedCluster], None]) -> StartedCluster | None:
         """Start `name` unless it is on or starting; `record` is told before the request goes
         out (so a kill -9 right after still leaves a trace). None when nothing was started."""
-        api, found = self.listing()
+        api, found = self.listing(f"cluster {name}")
         item = self._record(found, name)
         if power_of(api, item).state in ("on", "starting"):
             return None
