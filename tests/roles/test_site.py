@@ -210,6 +210,17 @@ def test_conda_and_flux_paths_fail_clearly_and_plan_in_check_mode(
     assert planned.recap()["site-b"]["changed"] > 0
     for line in (f"python={workstation_python()}", "--no-index", f"parsl=={parsl.__version__}"):
         assert line in planned.output, f"{line!r} not in the planned environment.yml"
+    # a label's own environment.yml: planned with conda too, the workstation's Parsl added
+    label_env = {"labels": ["ml"], "environment": "dependencies: [numpy-probe]\n"}
+    with_label = run_site(
+        inventory, "--check", "--diff", *only_b, *conda,
+        "-e", f"python_env_conda_installer_file={installer}",
+        "-e", json.dumps({"python_env_label_envs": [label_env]}),
+    )  # fmt: skip
+    assert with_label.returncode == 0, with_label.output
+    planned_label = with_label.output.split(f"parsl-{parsl.__version__}-", 1)[-1]
+    for line in ("numpy-probe", f"python={workstation_python()}", f"parsl=={parsl.__version__}"):
+        assert line in planned_label, f"{line!r} not in the label's planned environment.yml"
     site = lab.site("site-b")
     assert site.login.exec("test -e /home/pwlab/.pwrun/miniforge3").returncode == 1
 
