@@ -8,7 +8,7 @@ import runpy
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,15 @@ from pwrun import state
 from pwrun.console import err, error
 from pwrun.errors import InfrastructureError, PwrunError
 from pwrun.parslcfg import LOCAL_LABEL, compat, local_config
-from pwrun.parslcfg.executors import ClusterSpec, load_executors
+from pwrun.parslcfg.executors import (
+    ClusterSpec,
+    Entry,
+    ExecutorSpec,
+    PbsSpec,
+    default_provider,
+    read_entries,
+    validate,
+)
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
 from pwrun.parslcfg.workflow import check_labels, merge, summary
 from pwrun.process import Interrupts, ProcessRef
@@ -120,7 +128,7 @@ def run_workflow(workflow: Path, args: list[str]) -> int:
 
 
 def plan_sites(
-    remote: dict[str, ClusterSpec], hosts: dict[str, dict[str, Any]], executors_file: Path
+    remote: Mapping[str, ClusterSpec], hosts: dict[str, dict[str, Any]], executors_file: Path
 ) -> dict[str, SSHTarget]:
     """Check that every cluster label's site exists in the inventory, is on and is reachable
     by valid ssh settings, before anything is made; how pwrun reaches each site."""
@@ -145,7 +153,8 @@ def run_on_sites(
     interrupts = Interrupts()
     interrupts.install()
     started = time.perf_counter()
-    specs = load_executors(executors_file)
+    entries = read_entries(executors_file)
+    specs = validate(executors_file, entries)  # PBS or Slurm by the fields, until the facts say
     check_labels(workflow, specs, str(executors_file))
     remote = {label: spec for label, spec in specs.items() if isinstance(spec, ClusterSpec)}
     if not remote:
@@ -170,6 +179,7 @@ def run_on_sites(
                     for label, spec in remote.items()
                 }
                 facts, _ = ready(sites, targets, record.directory) if sites else ({}, [])
+                specs = by_scheduler(executors_file, entries, hosts, facts, record)
             with record.stage(RunStatus.TUNNELS):
                 endpoints = {
                     label: dataclasses.replace(
@@ -200,6 +210,23 @@ def run_on_sites(
         )
         if problems:
             raise InfrastructureError("teardown incomplete: " + "; ".join(problems))
+
+
+def by_scheduler(
+    executors_file: Path,
+    entries: Mapping[str, Entry],
+    hosts: dict[str, dict[str, Any]],
+    facts: dict[str, dict[str, Any]],
+    record: RunRecord,
+) -> dict[str, ExecutorSpec]:
+    """The executors as the sites' schedulers (their facts, else the inventory's) call for,
+    before any job is submitted; each executor's record says which, for teardown."""
+    schedulers = {site: default_provider({**hosts[site], **facts[site]}) for site in facts}
+    specs = validate(executors_file, entries, schedulers)
+    for executor in record.executors:
+        executor.scheduler = "pbs" if isinstance(specs[executor.label], PbsSpec) else "slurm"
+    record.save()
+    return specs
 
 
 def connect(

@@ -19,9 +19,11 @@ from pwrun.errors import PwrunError
 from pwrun.parslcfg.executors import (
     LEGACY_FIELDS,
     LEGACY_IGNORED,
-    LEGACY_PROVIDER_KEYS,
+    LEGACY_PROVIDERS,
     ClusterSpec,
     LocalSpec,
+    PbsSpec,
+    SlurmSpec,
     load_executors,
 )
 
@@ -415,8 +417,9 @@ NASTY = st.sampled_from(
 )  # fmt: skip
 TEXT = st.text(max_size=10) | NASTY
 FIELDS = st.sampled_from(
-    sorted({*ClusterSpec.model_fields, *LEGACY_FIELDS, *LEGACY_IGNORED, *LEGACY_PROVIDER_KEYS,
-            "SlurmProvider", "NODEZ"})
+    sorted({*SlurmSpec.model_fields, *PbsSpec.model_fields, *LEGACY_FIELDS, *LEGACY_IGNORED,
+            *(key for _, keys in LEGACY_PROVIDERS.values() for key in keys), *LEGACY_PROVIDERS,
+            "NODEZ"})
 )  # fmt: skip
 SCALARS = st.none() | st.booleans() | st.integers(-2, 10_002) | st.integers() | st.floats() | TEXT
 VALUES = st.recursive(
@@ -450,6 +453,9 @@ NEW_ENTRY = st.fixed_dictionaries(
         "run_dir": often(st.sampled_from(["~", "~/runs", "/scratch/u_1/.r+x"])),
         "env": often(st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,5}", fullmatch=True), TEXT)),
         "partition": TEXTS,
+        "queue": TEXTS,
+        "select_options": TEXTS,
+        "provider": often(st.sampled_from(["slurm", "pbspro", "torque"])),
         "worker_init": TEXTS,
     },
 )
@@ -464,6 +470,9 @@ LEGACY_ENTRY = st.fixed_dictionaries(
         "HOST_IP": VALUES,
         "SlurmProvider": often(
             st.fixed_dictionaries({}, optional={"max_blocks": often(st.integers(1, 5))})
+        ),
+        "PBSProProvider": often(
+            st.fixed_dictionaries({}, optional={"queue": TEXTS, "account": TEXTS})
         ),
     },
 )
@@ -490,6 +499,10 @@ def assert_loads_or_one_line_error(path: Path) -> None:
         if isinstance(spec, ClusterSpec):
             validation.remote_path(spec.run_dir)
             validation.cluster_name(spec.site)
+            if isinstance(spec, PbsSpec):  # on qsub's command line: plain words only
+                for name in filter(None, (spec.queue, spec.account)):
+                    validation.scheduler_name(name)
+                validation.pbs_resources(spec.select_options)
         else:
             assert isinstance(spec, LocalSpec) and spec.site == "local"
 
