@@ -22,12 +22,11 @@ from pwrun.errors import InfrastructureError, PwrunError
 from pwrun.parslcfg import LOCAL_LABEL, compat, local_config
 from pwrun.parslcfg.executors import (
     ClusterSpec,
-    Entry,
     ExecutorSpec,
     PbsSpec,
+    by_scheduler,
     default_provider,
-    read_entries,
-    validate,
+    load_executors,
 )
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
 from pwrun.parslcfg.workflow import check_labels, merge, summary
@@ -128,13 +127,13 @@ def run_workflow(workflow: Path, args: list[str]) -> int:
 
 
 def plan_sites(
-    remote: Mapping[str, ClusterSpec], hosts: dict[str, dict[str, Any]], executors_file: Path
+    remote: Mapping[str, ClusterSpec], hosts: dict[str, dict[str, Any]], source: str
 ) -> dict[str, SSHTarget]:
     """Check that every cluster label's site exists in the inventory, is on and is reachable
     by valid ssh settings, before anything is made; how pwrun reaches each site."""
     targets: dict[str, SSHTarget] = {}
     for label, spec in remote.items():
-        where = f"{executors_file}: {label}.site"
+        where = f"{source}: {label}.site"
         if spec.site not in hosts:
             known = ", ".join(sorted(hosts)) or "none"
             raise PwrunError(f"{where}: no cluster {spec.site!r} in the inventory (known: {known})")
@@ -146,26 +145,36 @@ def plan_sites(
     return targets
 
 
-def run_on_sites(
-    workflow: Path, args: list[str], executors_file: Path, inventory: Path | None
-) -> int:
-    """The whole run: inventory, provision, tunnels, workflow; teardown also on failure."""
-    interrupts = Interrupts()
-    interrupts.install()
+@dataclasses.dataclass(frozen=True)
+class Stages:
+    """A run whose sites are ready: its record, and the DFKs its loads made so far."""
+
+    record: RunRecord
+    dfks: list[DataFlowKernel]
+
+
+@contextlib.contextmanager
+def on_sites(
+    specs: dict[str, ExecutorSpec],
+    source: str,
+    inventory: Path | None,
+    workflow: str,
+    interrupts: Interrupts,
+) -> Iterator[Stages]:
+    """The stages of a run on these executors (`source` names them in errors): inventory,
+    provision, tunnels, then the loads (pwrun.run.loaded) while open; teardown on exit, also
+    after a failure or KeyboardInterrupt. `pwrun run` and pwrun.session() both run these."""
     started = time.perf_counter()
-    entries = read_entries(executors_file)
-    specs = validate(executors_file, entries)  # PBS or Slurm by the fields, until the facts say
-    check_labels(workflow, specs, str(executors_file))
     remote = {label: spec for label, spec in specs.items() if isinstance(spec, ClusterSpec)}
     if not remote:
         clusters = Inventory.empty()
     elif inventory is None:
-        raise PwrunError(f"{executors_file}: {next(iter(remote))}.site: clusters need -i INVENTORY")
+        raise PwrunError(f"{source}: {next(iter(remote))}.site: clusters need -i INVENTORY")
     else:
         clusters = read_inventory(inventory)
     hosts = clusters.hosts
-    targets = plan_sites(remote, hosts, executors_file)
-    record = RunRecord(state.new_run_dir(), str(workflow))
+    targets = plan_sites(remote, hosts, source)
+    record = RunRecord(state.new_run_dir(), workflow)
     record.timings["inventory"] = round(time.perf_counter() - started, 3)
     try:
         cert_dir = make_certificates(record.directory)
@@ -179,7 +188,6 @@ def run_on_sites(
                     for label, spec in remote.items()
                 }
                 facts, _ = ready(sites, targets, record.directory) if sites else ({}, [])
-                specs = by_scheduler(executors_file, entries, hosts, facts, record)
             with record.stage(RunStatus.TUNNELS):
                 endpoints = {
                     label: dataclasses.replace(
@@ -188,17 +196,18 @@ def run_on_sites(
                     )
                     for label, future in opening.items()
                 }
+        specs = schedulers_chosen(specs, source, hosts, facts, record)  # every executor recorded
 
         def fresh() -> Config:
             return render(specs, endpoints, record.directory, cert_dir)
 
         config = fresh()
         (record.directory / state.RENDERED_CONFIG).write_text(repr(config))
-        with loaded(config, fresh, str(executors_file), record, interrupts) as dfks:
-            with record.stage(RunStatus.WORKFLOW):
-                code = run_script(workflow, args, dfks)
-            record.teardown_started = time.perf_counter()  # Parsl's own cleanup counts too
-        return code
+        with loaded(config, fresh, source, record, interrupts) as dfks:
+            try:
+                yield Stages(record, dfks)
+            finally:
+                record.teardown_started = time.perf_counter()  # Parsl's own cleanup counts too
     finally:
         with interrupts.shielded():
             problems = record.teardown()
@@ -212,17 +221,33 @@ def run_on_sites(
             raise InfrastructureError("teardown incomplete: " + "; ".join(problems))
 
 
-def by_scheduler(
-    executors_file: Path,
-    entries: Mapping[str, Entry],
+def run_on_sites(
+    workflow: Path, args: list[str], executors_file: Path, inventory: Path | None
+) -> int:
+    """The whole run: the stages (on_sites) around the workflow, under pwrun's own signal
+    handling."""
+    interrupts = Interrupts()
+    interrupts.install()
+    specs = load_executors(executors_file)
+    check_labels(workflow, specs, str(executors_file))
+    with (
+        on_sites(specs, str(executors_file), inventory, str(workflow), interrupts) as run,
+        run.record.stage(RunStatus.WORKFLOW),
+    ):
+        return run_script(workflow, args, run.dfks)
+
+
+def schedulers_chosen(
+    specs: dict[str, ExecutorSpec],
+    source: str,
     hosts: dict[str, dict[str, Any]],
     facts: dict[str, dict[str, Any]],
     record: RunRecord,
 ) -> dict[str, ExecutorSpec]:
-    """The executors as the sites' schedulers (their facts, else the inventory's) call for,
+    """The executors as their sites' schedulers (the facts, else the inventory's) call for,
     before any job is submitted; each executor's record says which, for teardown."""
-    schedulers = {site: default_provider({**hosts[site], **facts[site]}) for site in facts}
-    specs = validate(executors_file, entries, schedulers)
+    providers = {site: default_provider({**hosts[site], **facts[site]}) for site in facts}
+    specs = by_scheduler(specs, providers, source)
     for executor in record.executors:
         executor.scheduler = "pbs" if isinstance(specs[executor.label], PbsSpec) else "slurm"
     record.save()

@@ -21,7 +21,6 @@ import contextlib
 import json
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, TypeAlias
 
@@ -31,6 +30,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
@@ -100,6 +100,17 @@ class _Spec(BaseModel):
     max_workers_per_node: int | None = Field(None, ge=1, le=MAX_WORKERS_PER_NODE)
     env: dict[str, Text] = Field(default_factory=dict)
     worker_init: Text = ""
+    # the entry as written (legacy names translated) and each field's legacy name, kept for
+    # validating it again once the site's scheduler is known (`by_scheduler`)
+    _written: tuple[dict[str, Any], dict[str, tuple[str, ...]]] = PrivateAttr(({}, {}))
+
+    @property
+    def written(self) -> tuple[dict[str, Any], dict[str, tuple[str, ...]]]:
+        return self._written
+
+    @written.setter
+    def written(self, value: tuple[dict[str, Any], dict[str, tuple[str, ...]]]) -> None:
+        self._written = value
 
     @model_validator(mode="after")
     def _provider_matches_site(self) -> Self:
@@ -379,25 +390,18 @@ def _check_label(label: object) -> None:
         raise ValueError(f"label not allowed: use {validation.LABEL_RULE}") from None
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One label's settings as written (legacy names translated), and where each came from."""
-
-    fields: dict[str, Any]
-    origin: dict[str, tuple[str, ...]]
-
-    @property
-    def site(self) -> Any:
-        return self.fields.get("site")
+def load_executors(path: Path) -> dict[str, ExecutorSpec]:
+    """Read and validate an executors file; errors name the file, label and field."""
+    return executor_specs(parse(path), str(path))
 
 
-def read_entries(path: Path) -> dict[str, Entry]:
-    """An executors file's labels and their settings, not yet validated as a model (that needs
-    the clusters' schedulers: `validate`); errors name the file and label."""
-    data = parse(path)
+def executor_specs(data: object, source: str) -> dict[str, ExecutorSpec]:
+    """Validate an executors file's document (label -> entry), which `source` names in errors.
+    A cluster entry without `provider` is a PBS one when it has PBS fields, else a Slurm one,
+    until its site's facts say (`by_scheduler`)."""
     if not isinstance(data, dict) or not data:
-        raise PwrunError(f"{path}: expected a mapping of executor labels to settings")
-    entries = {}
+        raise PwrunError(f"{source}: expected a mapping of executor labels to settings")
+    specs = {}
     for label, entry in data.items():
         origin: dict[str, tuple[str, ...]] = {}
         try:
@@ -406,36 +410,31 @@ def read_entries(path: Path) -> dict[str, Entry]:
                 raise ValueError("expected a mapping of settings")
             if "POOL" in entry or "RESOURCE" in entry:
                 entry, origin = from_legacy(entry)
+            specs[label] = executor_spec(entry)
         except ValueError as exc:
-            raise PwrunError(f"{path}: {describe(label, exc, origin)}") from None
-        entries[label] = Entry(entry, origin)
-    return entries
-
-
-def validate(
-    path: Path, entries: Mapping[str, Entry], schedulers: Mapping[str, str] | None = None
-) -> dict[str, ExecutorSpec]:
-    """Each entry as its model. `schedulers` gives each cluster's provider (`default_provider`
-    of its facts): entries without `provider` take it, and one given must be of its family.
-    Without it (before the facts are known) `executor_spec` guesses from the fields."""
-    specs = {}
-    for label, entry in entries.items():
-        try:
-            site = entry.site if isinstance(entry.site, str) else None  # else the model says
-            scheduler = (schedulers or {}).get(site) if site and site != LOCAL_SITE else None
-            if scheduler:
-                check_provider(entry.fields, scheduler)
-            specs[label] = executor_spec(entry.fields, scheduler)
-        except ValueError as exc:
-            raise PwrunError(f"{path}: {describe(label, exc, entry.origin)}") from None
+            raise PwrunError(f"{source}: {describe(label, exc, origin)}") from None
+        specs[label].written = (entry, origin)
     return specs
 
 
-def load_executors(
-    path: Path, schedulers: Mapping[str, str] | None = None
+def by_scheduler(
+    specs: Mapping[str, ExecutorSpec], schedulers: Mapping[str, str], source: str
 ) -> dict[str, ExecutorSpec]:
-    """Read and validate an executors file; errors name the file, label and field."""
-    return validate(path, read_entries(path), schedulers)
+    """`specs` again as their sites' schedulers call for: `schedulers` gives a cluster's
+    provider (`default_provider` of its facts), which entries without `provider` take; one
+    given must be of its family. Errors name `source`, the label and the field."""
+    resolved = dict(specs)
+    for label, spec in specs.items():
+        if isinstance(spec, LocalSpec) or spec.site not in schedulers:
+            continue
+        entry, origin = spec.written
+        try:
+            check_provider(entry, schedulers[spec.site])
+            resolved[label] = executor_spec(entry, schedulers[spec.site])
+        except ValueError as exc:
+            raise PwrunError(f"{source}: {describe(label, exc, origin)}") from None
+        resolved[label].written = spec.written
+    return resolved
 
 
 def _name(part: object) -> str:

@@ -24,10 +24,9 @@ from pwrun.parslcfg.executors import (
     LocalSpec,
     PbsSpec,
     SlurmSpec,
+    by_scheduler,
     default_provider,
     load_executors,
-    read_entries,
-    validate,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -213,24 +212,33 @@ def test_fields_of_the_other_family_are_named(tmp_path: Path, text: str, expecte
 
 
 def test_the_sites_scheduler_chooses_the_provider(tmp_path: Path) -> None:
-    path = write(tmp_path, "x.yml", "a:\n  site: hpc\nb:\n  site: hpc\n  queue: q\n")
-    entries = read_entries(path)
-    assert [s.provider for s in validate(path, entries).values()] == ["slurm", "pbspro"]
-    specs = validate(path, entries, {"hpc": "torque"})
-    assert [(type(s), s.provider) for s in specs.values()] == [(PbsSpec, "torque")] * 2
+    path = write(
+        tmp_path, "x.yml", "a:\n  site: hpc\nb:\n  site: hpc\n  queue: q\nc:\n  site: local\n"
+    )
+    specs = load_executors(path)
+    assert [s.provider for s in specs.values()] == ["slurm", "pbspro", "local"]
+    resolved = by_scheduler(specs, {"hpc": "torque"}, "x.yml")
+    assert [(type(s), s.provider) for s in resolved.values()] == [(PbsSpec, "torque")] * 2 + [
+        (LocalSpec, "local")
+    ]
+    assert by_scheduler(resolved, {"other": "slurm"}, "x.yml") == resolved
     with pytest.raises(PwrunError) as raised:
-        validate(path, entries, {"hpc": "slurm"})
-    assert str(raised.value) == f"{path}: b.queue: not allowed with provider slurm (a PBS field: "\
-        "give provider pbspro or torque)"  # fmt: skip
-    given = write(tmp_path, "y.yml", "a:\n  site: hpc\n  provider: slurm\n")
-    with pytest.raises(PwrunError) as raised:
-        validate(given, read_entries(given), {"hpc": "pbspro"})
+        by_scheduler(specs, {"hpc": "slurm"}, "x.yml")
     assert str(raised.value) == (
-        f"{given}: a.provider: site 'hpc' runs PBS (its cluster facts): use provider pbspro, "
+        "x.yml: b.queue: not allowed with provider slurm (a PBS field: give provider pbspro or "
+        "torque)"
+    )
+    given = load_executors(write(tmp_path, "y.yml", "a:\n  site: hpc\n  provider: slurm\n"))
+    with pytest.raises(PwrunError) as raised:
+        by_scheduler(given, {"hpc": "pbspro"}, "y.yml")
+    assert str(raised.value) == (
+        "y.yml: a.provider: site 'hpc' runs PBS (its cluster facts): use provider pbspro, "
         "or leave provider out"
     )
-    torque_site = validate(given.with_name("z.yml"), {}, {"hpc": "torque"})
-    assert torque_site == {}
+    legacy = {"m": {"POOL": "hpc", "PARTITION": "c"}}
+    specs = load_executors(write(tmp_path, "e.json", json.dumps(legacy)))
+    with pytest.raises(PwrunError, match=r"^e\.json: m\.PARTITION: not allowed with a PBS"):
+        by_scheduler(specs, {"hpc": "torque"}, "e.json")
 
 
 @pytest.mark.parametrize(
