@@ -22,7 +22,7 @@ import json
 import shlex
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self, TypeAlias
+from typing import Annotated, Any, Literal, Self, TypeAlias, get_args
 
 import yaml
 from pydantic import (
@@ -76,7 +76,7 @@ Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 Provider: TypeAlias = Literal["local", "slurm", "pbspro", "torque"]
-PROVIDERS = ("local", "slurm", "pbspro", "torque")
+PROVIDERS: tuple[str, ...] = get_args(Provider)
 PBS_PROVIDERS = PROVIDERS[2:]
 
 
@@ -198,7 +198,6 @@ WHERE: dict[type[BaseModel], str] = {
     SlurmSpec: "with provider slurm (a PBS field: give provider pbspro or torque)",
     PbsSpec: "with a PBS provider (a Slurm field: PBS takes queue)",
 }
-NOT_LOCAL = f"not allowed {WHERE[LocalSpec]}"
 MODEL_NAMES: dict[str, type[BaseModel]] = {model.__name__: model for model in WHERE}
 
 
