@@ -17,7 +17,7 @@ import yaml
 
 from pwrun.cluster import pyenv
 from pwrun.errors import PwrunError
-from pwrun.parslcfg.executors import ClusterSpec, OwnEnv, load_executors
+from pwrun.parslcfg.executors import ClusterSpec, OwnEnv, by_scheduler, load_executors
 from pwrun.provision import envs, ready
 from pwrun.transport.ssh import SSHTarget
 
@@ -291,3 +291,15 @@ def test_own_envs_are_checked_on_the_site_and_mismatches_named(
     )
 
     envs.check_own_envs({"good": specs["good"], "plain": specs["plain"]}, {"s": fake_ssh}, "x")
+
+
+def test_a_label_env_survives_the_schedulers_choice(tmp_path: Path) -> None:
+    """Once the site's facts say its scheduler, an entry is validated again: its requirements
+    file's packages and its environment file's text stay as first read."""
+    write(tmp_path, "r.txt", "b-pkg\n")
+    write(tmp_path, "env.yml", "dependencies: [numpy]\n")
+    text = "m:\n  site: a\n  requirements: r.txt\nc:\n  site: a\n  conda_environment: env.yml\n"
+    specs = load_executors(write(tmp_path, "x.yml", text))
+    again = by_scheduler(specs, {"a": "slurm"}, "x.yml")
+    assert again["m"].packages == ["b-pkg"] and again["c"].environment == specs["c"].environment
+    assert "numpy" in again["c"].environment
