@@ -47,11 +47,17 @@ def start_slow_run(lab: Lab, home: Path) -> subprocess.Popen:
     raise AssertionError(f"the run ended early: {proc.stderr.read()[-3000:]}")
 
 
+def processes_here(pattern: str) -> list[str]:
+    """This test session's processes whose command line matches `pattern` (pgrep -af)."""
+    found = subprocess.run(["pgrep", "-af", "--", pattern], capture_output=True, text=True)
+    assert found.returncode in (0, 1), found.stderr  # 1: none matched
+    return [line for line in found.stdout.splitlines() if started_here(int(line.split()[0]))]
+
+
 def assert_nothing_left(lab: Lab) -> None:
     """No tunnel, interchange or ssh connection here; no block or run directory on any site."""
     for pattern in ("-R 127.0.0.1:", "HTEX interchange", f"{lab.directory}.*mux"):
-        found = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True).stdout
-        left = [line for line in found.splitlines() if started_here(int(line.split()[0]))]
+        left = processes_here(pattern)
         assert left == [], f"left behind: {left}"
     for site in lab.sites:
         proc = lab.ssh(site, "squeue -h -u pwlab; ls -A ~/.pwrun/runs 2>/dev/null; true")
