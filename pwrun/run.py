@@ -162,7 +162,8 @@ def on_sites(
     if not remote:
         clusters = Inventory.empty()
     elif inventory is None:
-        raise PwrunError(f"{source}: {next(iter(remote))}.site: clusters need an inventory (-i INVENTORY)")
+        label = next(iter(remote))
+        raise PwrunError(f"{source}: {label}.site: clusters need an inventory (-i INVENTORY)")
     else:
         clusters = read_inventory(inventory)
     hosts = clusters.hosts
