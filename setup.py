@@ -10,8 +10,8 @@ from setuptools import setup
 
 CONTENT = ("site.yml", "ansible.cfg", "roles", "playbooks", "inventory_plugins")
 # The roles call their filters by FQCN (pwrun.hpc.*): ansible.cfg's collections_path finds them
-# under collections/, which in the source tree links to the tree itself (the collection's root).
-FILTERS = ("plugins/filter", "collections/ansible_collections/pwrun/hpc/plugins/filter")
+# under .ansible/collections/, which in the source tree links to the tree itself.
+FILTERS = ("plugins/filter", ".ansible/collections/ansible_collections/pwrun/hpc/plugins/filter")
 
 
 def content_files() -> list[tuple[str, list[str]]]:

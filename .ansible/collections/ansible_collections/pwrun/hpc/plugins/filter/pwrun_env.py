@@ -1,1 +1,0 @@
-../../roles/python_env/filter_plugins/pwrun_env.py

@@ -1,1 +1,0 @@
-../../roles/ssh_access/filter_plugins/pwrun_ssh.py

@@ -1,1 +1,0 @@
-../../inventory_plugins/pwrun.py

@@ -1,1 +1,0 @@
-../../roles/tunnel/library/pwrun_tunnel.py

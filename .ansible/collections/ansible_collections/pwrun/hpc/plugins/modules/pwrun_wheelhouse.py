@@ -1,1 +1,0 @@
-../../roles/python_env/library/pwrun_wheelhouse.py
