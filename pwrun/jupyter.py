@@ -42,7 +42,7 @@ SERVER = r"""#!/bin/bash
 set -u
 dir=$(cd "$(dirname "$0")" && pwd)
 {worker_init}
-if [ "$1" = node ]; then ip=$(hostname -i | awk '{{print $1}}'); else ip=127.0.0.1; fi
+if [ "$1" = node ]; then ip=$(hostname -I | awk '{{print $1}}'); else ip=127.0.0.1; fi
 bind='import socket, sys; s = socket.socket(); s.bind((sys.argv[1], 0))'
 port=$(python3 -c "$bind; print(s.getsockname()[1])" "$ip")
 JUPYTER_TOKEN=$(cat "$dir/token"); export JUPYTER_TOKEN

@@ -46,7 +46,8 @@ def chromium(*args: str) -> subprocess.CompletedProcess:
 
 
 def jupyter_on_site(lab: Lab) -> str:
-    return lab.ssh(lab.sites[0], "pgrep -af jupyter-lab; true").stdout.strip()
+    """JupyterLab's processes on site-a's login node (the pattern does not match itself)."""
+    return lab.ssh(lab.sites[0], "pgrep -af '[j]upyter-lab'; true").stdout.strip()
 
 
 @pytest.mark.parametrize("where", [("--controller",), ("--partition", "compute")])
