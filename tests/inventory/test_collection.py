@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -105,3 +106,20 @@ def test_a_role_by_fqcn_runs_from_a_playbook_outside_the_checkout(
     assert "Host cluster1\n  HostName 10.9.9.9\n  User alice\n" in config
     assert "StrictHostKeyChecking yes" in config
     assert json.dumps(sorted(p.name for p in out.iterdir())) == '["config", "known_hosts"]'
+
+
+def test_every_role_plugin_is_in_the_collection_and_roles_name_filters_by_fqcn() -> None:
+    """Collection roles cannot bring plugins: each role's filter and module file is linked under
+    plugins/, and the roles call pwrun's filters as pwrun.hpc.NAME (a short name would work in
+    the checkout only)."""
+    for kind, plugins in (("filter_plugins", "filter"), ("library", "modules")):
+        for path in REPO.glob(f"roles/*/{kind}/*.py"):
+            link = REPO / "plugins" / plugins / path.name
+            assert link.resolve() == path.resolve(), f"{path} is not linked as {link}"
+    names = set()
+    for path in REPO.glob("roles/*/filter_plugins/*.py"):
+        names |= set(re.findall(r'"(pwrun_[a-z_]+)":', path.read_text()))
+    assert "pwrun_pinned_keys" in names
+    short = re.compile(r"(?<![.\w])(" + "|".join(sorted(names)) + r")\b")
+    for path in [*REPO.glob("roles/**/*.yml"), *REPO.glob("roles/**/*.j2")]:
+        assert not short.search(path.read_text()), f"{path}: a pwrun filter without pwrun.hpc."

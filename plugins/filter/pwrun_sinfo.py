@@ -1,1 +1,0 @@
-../../roles/cluster_facts/filter_plugins/pwrun_sinfo.py
