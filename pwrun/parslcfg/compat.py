@@ -33,7 +33,11 @@ from parsl.data_provider.files import File
 from parsl.dataflow.dflow import DataFlowKernelLoader
 from parsl.errors import NoDataFlowKernelError
 from parsl.executors import HighThroughputExecutor
+from parsl.executors.base import ParslExecutor
+from parsl.executors.errors import ExecutorError
+from parsl.executors.high_throughput.errors import ManagerLost, WorkerLost
 from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
+from parsl.executors.status_handling import BlockProviderExecutor
 from parsl.providers.errors import SchedulerMissingArgs
 from parsl.utils import get_std_fname_mode
 
@@ -208,6 +212,66 @@ def app_failed(result: object) -> bool:
     which the DFK re-raises.
     """
     return isinstance(result, RemoteExceptionWrapper)
+
+
+# --- failover -------------------------------------------------------------------------------
+
+# Failures of the infrastructure, not of the app: HTEX's lost manager (missed heartbeats) or
+# worker, and an executor's own errors (BadStateException when its blocks failed or it was
+# failed by `fail_executor`).
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (ManagerLost, WorkerLost, ExecutorError)
+
+
+def infrastructure_failure(exc: BaseException, executor: ParslExecutor | None) -> bool:
+    """True if a try failed because of where it ran, not because of the app.
+
+    Relies on: the app's own exceptions reaching the retry handler re-raised from a
+    RemoteExceptionWrapper (their own types), infrastructure failures as the exception set on
+    the executor's future (INFRASTRUCTURE_ERRORS), and an executor in bad state raising its
+    `executor_exception` from `submit`.
+    """
+    if isinstance(exc, INFRASTRUCTURE_ERRORS):
+        return True
+    return (
+        isinstance(executor, BlockProviderExecutor)
+        and executor.bad_state_is_set
+        and exc is executor.executor_exception
+    )
+
+
+def fail_executor(executor: ParslExecutor, exc: Exception) -> None:
+    """Fail every task `executor` holds with `exc` (wrapped in BadStateException) and make its
+    `submit` raise `exc` from now on; its blocks are no longer scaled.
+
+    Relies on: BlockProviderExecutor.set_bad_state_and_fail_all, and the strategy skipping an
+    executor in bad state.
+    """
+    if isinstance(executor, BlockProviderExecutor) and not executor.bad_state_is_set:
+        executor.set_bad_state_and_fail_all(exc)
+
+
+def task_id(task: Any) -> int:
+    """A DFK task record's id (`task['id']`)."""
+    return int(task["id"])
+
+
+def task_app(task: Any) -> str:
+    """The app's name in a task record (`task['func_name']`)."""
+    return str(task["func_name"])
+
+
+def task_label(task: Any) -> str:
+    """The label a task record's last try ran on (`task['executor']`)."""
+    return str(task["executor"])
+
+
+def move_task(task: Any, label: str) -> None:
+    """Make a task's next try run on `label`.
+
+    Relies on: the DFK launching each try on `task['executor']`, read at launch (a retry
+    handler may change it; the DFK calls the handler before it relaunches).
+    """
+    task["executor"] = label
 
 
 # --- certificates ---------------------------------------------------------------------------
