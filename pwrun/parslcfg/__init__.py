@@ -16,6 +16,7 @@ from pwrun import state
 from pwrun.parslcfg.compat import INTERCHANGE_LAUNCH_CMD
 from pwrun.parslcfg.executors import LOCAL_SITE, LocalSpec
 from pwrun.parslcfg.failover import Routing
+from pwrun.parslcfg.timeouts import LocalExecutor
 
 LOCAL_LABEL = "local"
 # Parsl submits a new executor's init_blocks at its strategy's next tick: a short period gets
@@ -30,7 +31,7 @@ def local_executor(
     """An encrypted HTEX whose workers run on this machine (the embedded local site), as `spec`
     says (its defaults without one)."""
     spec = spec or LocalSpec.model_validate({"site": LOCAL_SITE})
-    return HighThroughputExecutor(
+    executor = LocalExecutor(
         label=label,
         address="127.0.0.1",
         max_workers_per_node=spec.max_workers_per_node or os.cpu_count() or 1,
@@ -47,6 +48,8 @@ def local_executor(
         heartbeat_period=spec.heartbeat_period,
         heartbeat_threshold=spec.heartbeat_threshold,
     )
+    executor.task_timeout = spec.task_timeout
+    return executor
 
 
 def run_config(

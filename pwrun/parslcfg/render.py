@@ -88,6 +88,7 @@ def site_executor(
     )
     use_certificates(executor, cert_dir)
     executor.attach(files, site.remote_dir, objects)
+    executor.task_timeout = spec.task_timeout
     return executor
 
 
