@@ -13,7 +13,7 @@ from rich.console import Console
 from pwrun import __version__, state
 from pwrun.console import err, error, warn
 from pwrun.errors import InfrastructureError, PwrunError
-from pwrun.parslcfg.executors import MAX_RETRIES
+from pwrun.validation import MAX_RETRIES
 
 INTERRUPTED = 130  # a shell's exit code after SIGINT
 

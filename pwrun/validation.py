@@ -26,6 +26,9 @@ HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_DNS_LABEL}(?:\.{_DNS_LABEL})*\.?")
 # Directories on a site: absolute or under the home directory, plain characters only.
 REMOTE_PATH = re.compile(r"~|~?/[A-Za-z0-9._+/-]*")  # not ~user: another home
 
+# Parsl retries per task (the executors file's `pwrun.retries`, `pwrun run --retries`).
+MAX_RETRIES = 100
+
 LABEL_RULE = "letters, digits, '_' and '-', starting with a letter, at most 63 characters"
 CLUSTER_NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit"
 USER_NAME_RULE = "a login name: letters, digits, '_', '.' and '-', not starting with '-'"

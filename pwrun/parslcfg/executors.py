@@ -61,7 +61,6 @@ MAX_BLOCKS = 10_000
 MAX_WORKERS_PER_NODE = 4096
 MAX_CORES_PER_WORKER = 4096
 WALLTIME = r"^[0-9]{1,4}:[0-5][0-9]:[0-5][0-9]$"  # H:MM:SS, up to 9999 hours
-MAX_RETRIES = 100
 MAX_SECONDS = 7 * 24 * 3600  # heartbeats and timeouts: a week
 # Parsl's heartbeats (30 s, lost after 120 s) are too slow to fail over: a site whose managers
 # miss heartbeats for HEARTBEAT_THRESHOLD seconds is noticed then.
@@ -177,7 +176,7 @@ class RunSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     retries: int | None = Field(
-        None, ge=0, le=MAX_RETRIES, description="Parsl retries per task (default: the "
+        None, ge=0, le=validation.MAX_RETRIES, description="Parsl retries per task (default: the "
         "workflow's Config, else 0); `pwrun run --retries N` wins over it."
     )  # fmt: skip
 

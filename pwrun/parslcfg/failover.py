@@ -100,6 +100,10 @@ class Routing:
         for executor, why in lost:
             compat.fail_executor(executor, why)
 
+    def lost_labels(self) -> set[str]:
+        """The labels whose site is lost."""
+        return {label for label, (site, _) in self.sites.items() if site in self.lost}
+
     def site(self, label: str) -> str | None:
         return self.sites[label][0] if label in self.sites else None
 
