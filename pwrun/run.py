@@ -21,7 +21,7 @@ from pwrun.checkpoints import checkpoints
 from pwrun.console import err, error, warn
 from pwrun.errors import InfrastructureError, PwrunError
 from pwrun.parslcfg import LOCAL_LABEL, compat, local_config
-from pwrun.parslcfg.executors import ClusterSpec, load_executors_file
+from pwrun.parslcfg.executors import ClusterSpec, ExecutorSpec, load_executors_file
 from pwrun.parslcfg.failover import Routing
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
 from pwrun.parslcfg.workflow import check_labels, merge, summary
@@ -101,11 +101,9 @@ def run_script(path: Path, args: list[str], dfks: list[DataFlowKernel]) -> int:
     return 0
 
 
-def new_record(workflow: Path, resume: RunRecord | None) -> tuple[RunRecord, list[str]]:
+def new_record(workflow: str, resume: RunRecord | None) -> tuple[RunRecord, list[str]]:
     """A new run's record, and the checkpoints it reuses (those of `resume`, if given)."""
-    record = RunRecord(
-        state.new_run_dir(), str(workflow.resolve()), resumed_from=resume.id if resume else None
-    )
+    record = RunRecord(state.new_run_dir(), workflow, resumed_from=resume.id if resume else None)
     if resume is None:
         return record, []
     found = checkpoints(resume)
@@ -122,7 +120,7 @@ def run_workflow(
     check_labels(workflow, [LOCAL_LABEL], source)
     interrupts = Interrupts()
     interrupts.install()
-    record, resumed = new_record(workflow, resume)
+    record, resumed = new_record(str(workflow.resolve()), resume)
     routing = Routing(retries=retries)
 
     def fresh() -> Config:
@@ -140,13 +138,13 @@ def run_workflow(
 
 
 def plan_sites(
-    remote: dict[str, ClusterSpec], hosts: dict[str, dict[str, Any]], executors_file: Path
+    remote: dict[str, ClusterSpec], hosts: dict[str, dict[str, Any]], source: str
 ) -> dict[str, SSHTarget]:
     """Check that every cluster label's site exists in the inventory, is on and is reachable
     by valid ssh settings, before anything is made; how pwrun reaches each site."""
     targets: dict[str, SSHTarget] = {}
     for label, spec in remote.items():
-        where = f"{executors_file}: {label}.site"
+        where = f"{source}: {label}.site"
         if spec.site not in hosts:
             known = ", ".join(sorted(hosts)) or "none"
             raise PwrunError(f"{where}: no cluster {spec.site!r} in the inventory (known: {known})")
@@ -191,36 +189,43 @@ def home(target: SSHTarget) -> str | InfrastructureError:
         return exc
 
 
-def run_on_sites(
-    workflow: Path,
-    args: list[str],
-    executors_file: Path,
+@dataclasses.dataclass(frozen=True)
+class Stages:
+    """A run whose sites are ready: its record, and the DFKs its loads made so far."""
+
+    record: RunRecord
+    dfks: list[DataFlowKernel]
+
+
+@contextlib.contextmanager
+def on_sites(
+    specs: dict[str, ExecutorSpec],
+    source: str,
     inventory: Path | None,
+    workflow: str,
+    interrupts: Interrupts,
     retries: int | None = None,
     resume: RunRecord | None = None,
-) -> int:
-    """The whole run: inventory, provision, tunnels, workflow; teardown also on failure.
-    `retries` wins over the executors file's; `resume` is a run whose finished tasks are not
-    run again."""
-    interrupts = Interrupts()
-    interrupts.install()
+) -> Iterator[Stages]:
+    """The stages of a run on these executors (`source` names them in errors): inventory,
+    provision, tunnels, then the loads (pwrun.run.loaded) while open; teardown on exit, also
+    after a failure or KeyboardInterrupt. `pwrun run` and pwrun.session() both run these.
+    `retries` (None: the workflow's) and ranked failover apply to every task; `resume` is a run
+    whose checkpointed tasks are not run again."""
     started = time.perf_counter()
-    loaded_file = load_executors_file(executors_file)
-    specs = loaded_file.labels
-    check_labels(workflow, specs, str(executors_file))
     remote = {label: spec for label, spec in specs.items() if isinstance(spec, ClusterSpec)}
     if not remote:
         clusters = Inventory.empty()
     elif inventory is None:
-        raise PwrunError(f"{executors_file}: {next(iter(remote))}.site: clusters need -i INVENTORY")
+        raise PwrunError(f"{source}: {next(iter(remote))}.site: clusters need -i INVENTORY")
     else:
         clusters = read_inventory(inventory)
     hosts = clusters.hosts
-    targets = plan_sites(remote, hosts, executors_file)
+    targets = plan_sites(remote, hosts, source)
     routing = Routing(
         {label: spec.fallback for label, spec in specs.items()},
         {label: (spec.site, targets.get(spec.site)) for label, spec in specs.items()},
-        loaded_file.run.retries if retries is None else retries,
+        retries,
     )
     homes = reach(targets, remote, routing)
     remote = {label: spec for label, spec in remote.items() if spec.site in homes}
@@ -260,11 +265,11 @@ def run_on_sites(
 
         config = fresh()
         (record.directory / state.RENDERED_CONFIG).write_text(repr(config))
-        with loaded(config, fresh, str(executors_file), record, interrupts) as dfks:
-            with record.stage(RunStatus.WORKFLOW):
-                code = run_script(workflow, args, dfks)
-            record.teardown_started = time.perf_counter()  # Parsl's own cleanup counts too
-        return code
+        with loaded(config, fresh, source, record, interrupts) as dfks:
+            try:
+                yield Stages(record, dfks)
+            finally:
+                record.teardown_started = time.perf_counter()  # Parsl's own cleanup counts too
     finally:
         with interrupts.shielded():
             problems = record.teardown()
@@ -280,6 +285,37 @@ def run_on_sites(
             warn(f"teardown incomplete on a lost site: {problem}; `pwrun down` once it is back")
         if problems:
             raise InfrastructureError("teardown incomplete: " + "; ".join(problems))
+
+
+def run_on_sites(
+    workflow: Path,
+    args: list[str],
+    executors_file: Path,
+    inventory: Path | None,
+    retries: int | None = None,
+    resume: RunRecord | None = None,
+) -> int:
+    """The whole run: the stages (on_sites) around the workflow, under pwrun's own signal
+    handling. `retries` wins over the executors file's; `resume`: see on_sites."""
+    interrupts = Interrupts()
+    interrupts.install()
+    loaded_file = load_executors_file(executors_file)
+    specs = loaded_file.labels
+    check_labels(workflow, specs, str(executors_file))
+    retries = loaded_file.run.retries if retries is None else retries
+    with (
+        on_sites(
+            specs,
+            str(executors_file),
+            inventory,
+            str(workflow.resolve()),
+            interrupts,
+            retries,
+            resume,
+        ) as run,
+        run.record.stage(RunStatus.WORKFLOW),
+    ):
+        return run_script(workflow, args, run.dfks)
 
 
 def connect(

@@ -352,13 +352,23 @@ def load_executors(path: Path) -> dict[str, ExecutorSpec]:
 
 def load_executors_file(path: Path) -> ExecutorsFile:
     """Read and validate an executors file; errors name the file, label and field."""
-    data = parse(path)
+    return executors_file(parse(path), str(path))
+
+
+def executor_specs(data: object, source: str) -> dict[str, ExecutorSpec]:
+    """The labels of an executors file's document (see `executors_file`)."""
+    return executors_file(data, source).labels
+
+
+def executors_file(data: object, source: str) -> ExecutorsFile:
+    """Validate an executors file's document (label -> entry, and the reserved `pwrun` key),
+    which `source` names in errors."""
     if not isinstance(data, dict):
-        raise PwrunError(f"{path}: expected a mapping of executor labels to settings")
+        raise PwrunError(f"{source}: expected a mapping of executor labels to settings")
     data = dict(data)
     run = data.pop(RUN_KEY, None)
     if not data:
-        raise PwrunError(f"{path}: expected a mapping of executor labels to settings")
+        raise PwrunError(f"{source}: expected a mapping of executor labels to settings")
     try:
         if not isinstance(run, dict | None):
             raise ValueError(
@@ -366,17 +376,17 @@ def load_executors_file(path: Path) -> ExecutorsFile:
             )
         settings = RunSettings.model_validate(run or {})
     except ValueError as exc:
-        raise PwrunError(f"{path}: {describe(RUN_KEY, exc)}") from None
-    labels = _labels(path, data)
-    _check_fallbacks(path, labels)
+        raise PwrunError(f"{source}: {describe(RUN_KEY, exc)}") from None
+    labels = _labels(source, data)
+    _check_fallbacks(source, labels)
     return ExecutorsFile(labels, settings)
 
 
-def _check_fallbacks(path: Path, labels: Mapping[str, ExecutorSpec]) -> None:
+def _check_fallbacks(source: str, labels: Mapping[str, ExecutorSpec]) -> None:
     """Each fallback is another label of the file, named once."""
     for label, spec in labels.items():
         for index, other in enumerate(spec.fallback):
-            where = f"{path}: {_name(label)}.fallback.{index}"
+            where = f"{source}: {_name(label)}.fallback.{index}"
             if other == label:
                 raise PwrunError(f"{where}: {_name(label)} cannot be its own fallback")
             if other not in labels:
@@ -386,7 +396,7 @@ def _check_fallbacks(path: Path, labels: Mapping[str, ExecutorSpec]) -> None:
                 raise PwrunError(f"{where}: {other!r} is already a fallback")
 
 
-def _labels(path: Path, data: dict[Any, Any]) -> dict[str, ExecutorSpec]:
+def _labels(source: str, data: dict[Any, Any]) -> dict[str, ExecutorSpec]:
     specs = {}
     for label, entry in data.items():
         origin: dict[str, tuple[str, ...]] = {}
@@ -398,7 +408,7 @@ def _labels(path: Path, data: dict[Any, Any]) -> dict[str, ExecutorSpec]:
                 entry, origin = from_legacy(entry)
             specs[label] = executor_spec(entry)
         except ValueError as exc:
-            raise PwrunError(f"{path}: {describe(label, exc, origin)}") from None
+            raise PwrunError(f"{source}: {describe(label, exc, origin)}") from None
     return specs
 
 
