@@ -191,10 +191,12 @@ def home(target: SSHTarget) -> str | InfrastructureError:
 
 @dataclasses.dataclass(frozen=True)
 class Stages:
-    """A run whose sites are ready: its record, and the DFKs its loads made so far."""
+    """A run whose sites are ready: its record, the DFKs its loads made so far, and its
+    routing (`routing.site_lost(site, reason)` gives up on a site: its tasks fail over)."""
 
     record: RunRecord
     dfks: list[DataFlowKernel]
+    routing: Routing
 
 
 @contextlib.contextmanager
@@ -267,7 +269,7 @@ def on_sites(
         (record.directory / state.RENDERED_CONFIG).write_text(repr(config))
         with loaded(config, fresh, source, record, interrupts) as dfks:
             try:
-                yield Stages(record, dfks)
+                yield Stages(record, dfks, routing)
             finally:
                 record.teardown_started = time.perf_counter()  # Parsl's own cleanup counts too
     finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pwrun.lab import Lab
+from pwrun.lab import Lab, network
 from pwrun.lab.model import Site
 from tests.run.test_failover_local import TASKS, checkpointed, leftovers, runs
 from tests.run.test_run_lab import assert_nothing_left, pwrun, pwrun_env
@@ -24,22 +24,17 @@ pytestmark = pytest.mark.lab
 WORKFLOWS = Path(__file__).with_name("workflows")
 # Detection as configured below: missed heartbeats for THRESHOLD s, then an ssh probe (5 s).
 PERIOD, THRESHOLD, PROBE = 2, 8, 5
-CUT = """table inet pwrun_cut {
-  chain in { type filter hook input priority -200; iifname "eth0" drop; }
-  chain out { type filter hook output priority -200; oifname "eth0" drop; }
-}"""
 
 
 @contextmanager
 def network_cut(site: Site) -> Iterator[None]:
     """`site`'s login node drops everything to and from the workstation until the block ends;
     its compute nodes still reach it."""
-    done = site.login.exec(f"nft -f - <<'EOF'\n{CUT}\nEOF")
-    assert done.returncode == 0, done.stderr
+    network.cut(site)
     try:
         yield
     finally:
-        site.login.exec("nft delete table inet pwrun_cut")
+        network.restore(site)
 
 
 def executors(tmp_path: Path, fallback: bool) -> Path:
