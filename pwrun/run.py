@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import runpy
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -35,6 +37,7 @@ from pwrun.provision.ready import ready
 from pwrun.runstate import ExecutorRecord, RunRecord, RunStatus
 from pwrun.transport import tunnel
 from pwrun.transport.ssh import SSHTarget, expand_home
+from pwrun.transport.supervision import Supervisor, TunnelState
 
 
 @contextlib.contextmanager
@@ -138,6 +141,32 @@ def plan_sites(
     return targets
 
 
+def stop_run(site: str, why: str) -> None:
+    """What a lost site does by default (its labels have nowhere else to go): the workflow is
+    stopped as by Ctrl-C, torn down, and `run_on_sites` names the site (exit 3)."""
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def supervised(record: RunRecord, on_lost: Callable[[str, str], None]) -> Iterator[Supervisor]:
+    """Watch the run's tunnels (pwrun.transport.supervision) until the workflow ends; a site
+    declared lost goes to `on_lost(site, why)`."""
+    supervisor = Supervisor(record.set_tunnel, on_lost)
+    for executor in record.executors:
+        opened = tunnel.load(executor.tunnel)
+        if opened:
+            supervisor.watch(executor.label, executor.site, opened, executor.ssh)
+    supervisor.start()
+    try:
+        yield supervisor
+    finally:
+        supervisor.stop()
+
+
+def lost_sites(supervisor: Supervisor) -> str:
+    return "; ".join(f"site {site} lost: {why}" for site, why in supervisor.lost.items())
+
+
 def run_on_sites(
     workflow: Path, args: list[str], executors_file: Path, inventory: Path | None
 ) -> int:
@@ -145,6 +174,7 @@ def run_on_sites(
     interrupts = Interrupts()
     interrupts.install()
     started = time.perf_counter()
+    lost = ""  # sites lost during the run, said again if teardown fails too
     specs = load_executors(executors_file)
     check_labels(workflow, specs, str(executors_file))
     remote = {label: spec for label, spec in specs.items() if isinstance(spec, ClusterSpec)}
@@ -184,9 +214,18 @@ def run_on_sites(
 
         config = fresh()
         (record.directory / state.RENDERED_CONFIG).write_text(repr(config))
-        with loaded(config, fresh, str(executors_file), record, interrupts) as dfks:
-            with record.stage(RunStatus.WORKFLOW):
-                code = run_script(workflow, args, dfks)
+        with (
+            loaded(config, fresh, str(executors_file), record, interrupts) as dfks,
+            supervised(record, stop_run) as supervisor,
+        ):
+            try:
+                with record.stage(RunStatus.WORKFLOW):
+                    code = run_script(workflow, args, dfks)
+            except KeyboardInterrupt:
+                if supervisor.lost:  # stop_run's doing, not the user's
+                    lost = lost_sites(supervisor)
+                    raise InfrastructureError(lost) from None
+                raise
             record.teardown_started = time.perf_counter()  # Parsl's own cleanup counts too
         return code
     finally:
@@ -199,7 +238,9 @@ def run_on_sites(
             highlight=False,
         )
         if problems:
-            raise InfrastructureError("teardown incomplete: " + "; ".join(problems))
+            raise InfrastructureError(
+                "; ".join(filter(None, [lost, "teardown incomplete: " + "; ".join(problems)]))
+            )
 
 
 def connect(
@@ -221,6 +262,7 @@ def connect(
     )
     record.add(executor)
     opened, _ = tunnel.ensure(executor.tunnel, target, tunnel.free_loopback_port(), address)
+    record.set_tunnel(label, TunnelState.OPEN, 0)
     endpoint = SiteEndpoint(
         site=spec.site,
         ssh=target,

@@ -11,6 +11,7 @@ from pwrun.lab.model import NFT_TABLE_PREFIX, Site
 from pwrun.lab.processes import run
 
 LAB_TABLE = re.compile(rf"table inet ({NFT_TABLE_PREFIX}\d+)")
+CUT_TABLE = "cut"  # in a login node's namespace while its site's network is cut
 
 
 def netns_names() -> set[str]:
@@ -56,6 +57,23 @@ def create(site: Site) -> None:
                   "link set eth0 up")  # fmt: skip
     run("ip", "netns", "exec", login, "nft", "-f", "-", input=render.login_firewall())
     run("nft", "-f", "-", input=render.workstation_firewall(site))
+
+
+def cut(site: Site) -> None:
+    """Cut a site off the workstation as a failed WAN link would: every packet on its login
+    node's outer link is dropped, silently (no reset, no unreachable); inside, it runs on."""
+    rules = (
+        f"table inet {CUT_TABLE} {{\n"
+        ' chain input { type filter hook input priority -20; policy accept; iifname "eth0" drop; }\n'
+        ' chain output { type filter hook output priority -20; policy accept; oifname "eth0" drop; }\n'
+        "}\n"
+    )
+    run("ip", "netns", "exec", site.login.netns, "nft", "-f", "-", input=rules)
+
+
+def restore(site: Site) -> None:
+    """Undo `cut`: the site's connections that survived resume (TCP retransmits)."""
+    run("ip", "netns", "exec", site.login.netns, "nft", "delete", "table", "inet", CUT_TABLE)
 
 
 def remove(site: Site) -> None:
