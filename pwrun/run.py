@@ -22,10 +22,10 @@ from pwrun import state
 from pwrun.console import err, error
 from pwrun.errors import InfrastructureError, PwrunError
 from pwrun.parslcfg import LOCAL_LABEL, compat, local_config
-from pwrun.parslcfg.executors import ClusterSpec, load_executors
+from pwrun.parslcfg.executors import ClusterSpec, ExecutorSpec, load_executors
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
 from pwrun.parslcfg.workflow import check_labels, merge, summary
-from pwrun.process import Interrupts, ProcessRef
+from pwrun.process import Interrupts, ProcessRef, owns_signals
 from pwrun.provision.inventory import (
     Inventory,
     is_on,
@@ -123,13 +123,13 @@ def run_workflow(workflow: Path, args: list[str]) -> int:
 
 
 def plan_sites(
-    remote: dict[str, ClusterSpec], hosts: dict[str, dict[str, Any]], executors_file: Path
+    remote: dict[str, ClusterSpec], hosts: dict[str, dict[str, Any]], source: str
 ) -> dict[str, SSHTarget]:
     """Check that every cluster label's site exists in the inventory, is on and is reachable
     by valid ssh settings, before anything is made; how pwrun reaches each site."""
     targets: dict[str, SSHTarget] = {}
     for label, spec in remote.items():
-        where = f"{executors_file}: {label}.site"
+        where = f"{source}: {label}.site"
         if spec.site not in hosts:
             known = ", ".join(sorted(hosts)) or "none"
             raise PwrunError(f"{where}: no cluster {spec.site!r} in the inventory (known: {known})")
@@ -143,14 +143,14 @@ def plan_sites(
 
 def stop_run(site: str, why: str) -> None:
     """What a lost site does by default (its labels have nowhere else to go): the workflow is
-    stopped as by Ctrl-C, torn down, and `run_on_sites` names the site (exit 3)."""
+    stopped as by Ctrl-C, torn down, and `on_sites` names the site (exit 3)."""
     signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
 
 
 @contextlib.contextmanager
 def supervised(record: RunRecord, on_lost: Callable[[str, str], None]) -> Iterator[Supervisor]:
-    """Watch the run's tunnels (pwrun.transport.supervision) until the workflow ends; a site
-    declared lost goes to `on_lost(site, why)`."""
+    """Watch the run's tunnels (pwrun.transport.supervision) while open; a site declared lost
+    goes to `on_lost(site, why)`."""
     supervisor = Supervisor(record.set_tunnel, on_lost)
     for executor in record.executors:
         opened = tunnel.load(executor.tunnel)
@@ -163,31 +163,38 @@ def supervised(record: RunRecord, on_lost: Callable[[str, str], None]) -> Iterat
         supervisor.stop()
 
 
-def lost_sites(supervisor: Supervisor) -> str:
-    return "; ".join(f"site {site} lost: {why}" for site, why in supervisor.lost.items())
+@dataclasses.dataclass(frozen=True)
+class Stages:
+    """A run whose sites are ready: its record, and the DFKs its loads made so far."""
+
+    record: RunRecord
+    dfks: list[DataFlowKernel]
 
 
-def run_on_sites(
-    workflow: Path, args: list[str], executors_file: Path, inventory: Path | None
-) -> int:
-    """The whole run: inventory, provision, tunnels, workflow; teardown also on failure."""
-    interrupts = Interrupts()
-    interrupts.install()
+@contextlib.contextmanager
+def on_sites(
+    specs: dict[str, ExecutorSpec],
+    source: str,
+    inventory: Path | None,
+    workflow: str,
+    interrupts: Interrupts,
+) -> Iterator[Stages]:
+    """The stages of a run on these executors (`source` names them in errors): inventory,
+    provision, tunnels, then the loads (pwrun.run.loaded) while open; teardown on exit, also
+    after a failure or KeyboardInterrupt. `pwrun run` and pwrun.session() both run these."""
     started = time.perf_counter()
-    lost = ""  # sites lost during the run, said again if teardown fails too
-    specs = load_executors(executors_file)
-    check_labels(workflow, specs, str(executors_file))
     remote = {label: spec for label, spec in specs.items() if isinstance(spec, ClusterSpec)}
     if not remote:
         clusters = Inventory.empty()
     elif inventory is None:
-        raise PwrunError(f"{executors_file}: {next(iter(remote))}.site: clusters need -i INVENTORY")
+        raise PwrunError(f"{source}: {next(iter(remote))}.site: clusters need -i INVENTORY")
     else:
         clusters = read_inventory(inventory)
     hosts = clusters.hosts
-    targets = plan_sites(remote, hosts, executors_file)
-    record = RunRecord(state.new_run_dir(), str(workflow))
+    targets = plan_sites(remote, hosts, source)
+    record = RunRecord(state.new_run_dir(), workflow)
     record.timings["inventory"] = round(time.perf_counter() - started, 3)
+    lost = ""  # the sites lost during the run, if any
     try:
         cert_dir = make_certificates(record.directory)
         sites = {site: clusters.ansible_hosts[site] for site in targets}
@@ -214,20 +221,21 @@ def run_on_sites(
 
         config = fresh()
         (record.directory / state.RENDERED_CONFIG).write_text(repr(config))
+        # A host that owns signals (pwrun.session) only hears of a lost site: the warning.
+        on_lost = stop_run if owns_signals() else lambda site, why: None
         with (
-            loaded(config, fresh, str(executors_file), record, interrupts) as dfks,
-            supervised(record, stop_run) as supervisor,
+            loaded(config, fresh, source, record, interrupts) as dfks,
+            supervised(record, on_lost) as supervisor,
         ):
             try:
-                with record.stage(RunStatus.WORKFLOW):
-                    code = run_script(workflow, args, dfks)
+                yield Stages(record, dfks)
             except KeyboardInterrupt:
-                if supervisor.lost:  # stop_run's doing, not the user's
-                    lost = lost_sites(supervisor)
-                    raise InfrastructureError(lost) from None
-                raise
-            record.teardown_started = time.perf_counter()  # Parsl's own cleanup counts too
-        return code
+                if not supervisor.lost:
+                    raise
+                lost = "; ".join(f"site {s} lost: {why}" for s, why in supervisor.lost.items())
+                raise InfrastructureError(lost) from None  # stop_run's doing, not the user's
+            finally:
+                record.teardown_started = time.perf_counter()  # Parsl's own cleanup counts too
     finally:
         with interrupts.shielded():
             problems = record.teardown()
@@ -241,6 +249,22 @@ def run_on_sites(
             raise InfrastructureError(
                 "; ".join(filter(None, [lost, "teardown incomplete: " + "; ".join(problems)]))
             )
+
+
+def run_on_sites(
+    workflow: Path, args: list[str], executors_file: Path, inventory: Path | None
+) -> int:
+    """The whole run: the stages (on_sites) around the workflow, under pwrun's own signal
+    handling."""
+    interrupts = Interrupts()
+    interrupts.install()
+    specs = load_executors(executors_file)
+    check_labels(workflow, specs, str(executors_file))
+    with (
+        on_sites(specs, str(executors_file), inventory, str(workflow), interrupts) as run,
+        run.record.stage(RunStatus.WORKFLOW),
+    ):
+        return run_script(workflow, args, run.dfks)
 
 
 def connect(

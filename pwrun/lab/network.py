@@ -62,12 +62,12 @@ def create(site: Site) -> None:
 def cut(site: Site) -> None:
     """Cut a site off the workstation as a failed WAN link would: every packet on its login
     node's outer link is dropped, silently (no reset, no unreachable); inside, it runs on."""
-    rules = (
-        f"table inet {CUT_TABLE} {{\n"
-        ' chain input { type filter hook input priority -20; policy accept; iifname "eth0" drop; }\n'
-        ' chain output { type filter hook output priority -20; policy accept; oifname "eth0" drop; }\n'
-        "}\n"
+    chains = "".join(
+        f" chain {hook} {{ type filter hook {hook} priority -20; policy accept;"
+        f' {match} "eth0" drop; }}\n'
+        for hook, match in (("input", "iifname"), ("output", "oifname"))
     )
+    rules = f"table inet {CUT_TABLE} {{\n{chains}}}\n"
     run("ip", "netns", "exec", site.login.netns, "nft", "-f", "-", input=rules)
 
 

@@ -64,12 +64,12 @@ def test_a_killed_tunnel_is_reopened_and_every_task_runs_once(lab: Lab, tmp_path
     results = []
     try:
         port = tunnel_record(tmp_path)["remote_port"]
-        for kill in range(3):  # each time tasks run on the workers, none just sent (see README)
+        for _ in range(3):  # each time tasks run on the workers, none just sent (see README)
             results.append(next(line for line in proc.stdout if line.startswith("result")))
             time.sleep(0.2)
             pid = tunnel_record(tmp_path)["process"]["pid"]
             os.kill(pid, signal.SIGKILL)
-            assert wait_until(lambda: tunnel_record(tmp_path)["process"]["pid"] != pid, 15), kill
+            assert wait_until(lambda p=pid: tunnel_record(tmp_path)["process"]["pid"] != p, 15)
         out, errors = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:

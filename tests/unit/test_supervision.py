@@ -40,7 +40,7 @@ def test_a_killed_tunnel_is_reopened_on_its_port_and_recorded(
         for kill in (1, 2, 3):
             current = supervisor.watched[0].tunnel
             os.kill(current.process.pid, signal.SIGKILL)
-            assert wait_until(lambda: supervisor.watched[0].reconnects == kill, 15), kill
+            assert wait_until(lambda n=kill: supervisor.watched[0].reconnects == n, 15), kill
             again = supervisor.watched[0].tunnel
             assert again.remote_port == opened.remote_port and again.process != current.process
             assert roundtrip(again.remote_port) == b"ping"
@@ -121,4 +121,3 @@ def test_end_remote_ends_only_its_own_relay(echo_port: int) -> None:
     LOGIN.run(tunnel.end_remote(mine.name))
     assert not mine.alive() and other.alive()  # the fake ssh is its relay
     assert roundtrip(other.remote_port) == b"ping"
-
