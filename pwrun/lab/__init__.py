@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Self
 
-from pwrun.lab import lifecycle, network
+from pwrun.lab import lifecycle
 from pwrun.lab.lifecycle import down_all
 from pwrun.lab.model import LabError, LabRecord, Node, Site
 
@@ -46,13 +46,6 @@ class Lab(LabRecord):
     def leftovers(self) -> list[str]:
         """What of this lab still exists (empty after a clean `down()`)."""
         return lifecycle.leftovers(self)
-
-    def cut(self, site: str) -> None:
-        """Cut `site`'s network from the workstation (packets dropped) until `restore`."""
-        network.cut(self.site(site))
-
-    def restore(self, site: str) -> None:
-        network.restore(self.site(site))
 
     def __enter__(self) -> Self:
         return self

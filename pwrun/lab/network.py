@@ -11,7 +11,6 @@ from pwrun.lab.model import NFT_TABLE_PREFIX, Site
 from pwrun.lab.processes import run
 
 LAB_TABLE = re.compile(rf"table inet ({NFT_TABLE_PREFIX}\d+)")
-CUT_TABLE = "cut"  # in a login node's namespace while its site's network is cut
 
 
 def netns_names() -> set[str]:
@@ -59,23 +58,6 @@ def create(site: Site) -> None:
     run("nft", "-f", "-", input=render.workstation_firewall(site))
 
 
-def cut(site: Site) -> None:
-    """Cut a site off the workstation as a failed WAN link would: every packet on its login
-    node's outer link is dropped, silently (no reset, no unreachable); inside, it runs on."""
-    chains = "".join(
-        f" chain {hook} {{ type filter hook {hook} priority -20; policy accept;"
-        f' {match} "eth0" drop; }}\n'
-        for hook, match in (("input", "iifname"), ("output", "oifname"))
-    )
-    rules = f"table inet {CUT_TABLE} {{\n{chains}}}\n"
-    run("ip", "netns", "exec", site.login.netns, "nft", "-f", "-", input=rules)
-
-
-def restore(site: Site) -> None:
-    """Undo `cut`: the site's connections that survived resume (TCP retransmits)."""
-    run("ip", "netns", "exec", site.login.netns, "nft", "delete", "table", "inet", CUT_TABLE)
-
-
 def remove(site: Site) -> None:
     """Delete a site's namespaces (and so its links), its table and its veth; absent is fine."""
     for node in site.nodes:
@@ -96,3 +78,23 @@ def leftovers(site: Site, namespaces: set[str], tables: list[str]) -> list[str]:
 
 def _ip_batch(netns: str, *commands: str) -> None:
     run("ip", "-n", netns, "-batch", "-", input="".join(f"{c}\n" for c in commands))
+
+
+CUT_TABLE = "pwrun_cut"
+CUT_RULES = f"""table inet {CUT_TABLE} {{
+  chain in {{ type filter hook input priority -200; iifname "eth0" drop; }}
+  chain out {{ type filter hook output priority -200; oifname "eth0" drop; }}
+}}
+"""
+
+
+def cut(site: Site) -> None:
+    """Cut `site` off: its login node drops everything to and from the workstation (as a WAN
+    link that goes dark: no reset, no answer), while its compute nodes still reach it."""
+    run("ip", "netns", "exec", site.login.netns, "nft", "-f", "-", input=CUT_RULES)
+
+
+def restore(site: Site) -> None:
+    """Undo `cut` (absent is fine)."""
+    subprocess.run(["ip", "netns", "exec", site.login.netns, "nft", "delete", "table", "inet",
+                    CUT_TABLE], capture_output=True)  # fmt: skip

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pwrun.lab import Lab
+from pwrun.lab import Lab, network
 from pwrun.process import wait_until
 from tests.run.test_run_lab import ONE_SITE, WORKFLOWS, assert_nothing_left, pwrun, pwrun_env
 
@@ -94,7 +94,7 @@ def test_a_cut_site_ends_the_run_in_bounded_time_and_down_finishes_later(
 ) -> None:
     proc = start(lab, tmp_path, str(WORKFLOWS / "slow.py"))
     port = tunnel_record(tmp_path)["remote_port"]
-    lab.cut("site-a")
+    network.cut(lab.site("site-a"))
     try:
         cut = time.monotonic()
         try:
@@ -120,7 +120,7 @@ def test_a_cut_site_ends_the_run_in_bounded_time_and_down_finishes_later(
         down = pwrun("down", home=tmp_path, timeout=60)
         assert down.returncode == 3 and "torn down" not in down.stdout.replace("NOT torn", "")
     finally:
-        lab.restore("site-a")
+        network.restore(lab.site("site-a"))
     down = pwrun("down", home=tmp_path)
     assert down.returncode == 0, down.stderr
     assert "torn down" in down.stdout
