@@ -13,8 +13,7 @@ from rich.console import Console
 from pwrun import __version__, state
 from pwrun.console import err, error, warn
 from pwrun.errors import InfrastructureError, PwrunError
-
-INTERRUPTED = 130  # a shell's exit code after SIGINT
+from pwrun.process import INTERRUPTED
 
 app = typer.Typer(
     name="pwrun",
@@ -71,13 +70,43 @@ def run(
     inventory: Annotated[
         Path | None, typer.Option("-i", "--inventory", help="Ansible inventory of the clusters.")
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a JSON summary here when the run ends (exit code, timings, "
+            "tasks per label)."
+        ),
+    ] = None,
+    junit: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a JUnit XML file here when the run ends (a test case per app function)."
+        ),
+    ] = None,
+    progress_interval: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Seconds between progress lines when stderr is not a terminal (0: none)."
+        ),
+    ] = 10.0,
+    monitor: Annotated[
+        bool,
+        typer.Option(help="Record the run with Parsl's monitoring (see `pwrun monitor`)."),
+    ] = False,
 ) -> None:
     """Run a Parsl workflow on the clusters of an executors file (else on this machine)."""
+    from pwrun.progress import Watch
+    from pwrun.report import Reports
     from pwrun.run import run_on_sites, run_workflow
 
+    reports = Reports(workflow, report, junit, Watch(progress_interval))
     if executors is None:
-        raise typer.Exit(run_workflow(workflow, args or []))
-    raise typer.Exit(run_on_sites(workflow, args or [], executors, inventory))
+        raise typer.Exit(
+            reports.written(lambda: run_workflow(workflow, args or [], reports.watch, monitor))
+        )
+    raise typer.Exit(reports.written(
+        lambda: run_on_sites(workflow, args or [], executors, inventory, reports.watch, monitor)
+    ))  # fmt: skip
 
 
 @app.command()

@@ -15,15 +15,17 @@ from typing import Any
 
 from parsl import DataFlowKernel
 from parsl.config import Config
+from parsl.monitoring import MonitoringHub
 
 from pwrun import state
 from pwrun.console import err, error
 from pwrun.errors import InfrastructureError, PwrunError
-from pwrun.parslcfg import LOCAL_LABEL, compat, local_config
+from pwrun.parslcfg import LOCAL_LABEL, check_monitoring, compat, local_config, monitoring_hub
 from pwrun.parslcfg.executors import ClusterSpec, load_executors
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
 from pwrun.parslcfg.workflow import check_labels, merge, summary
 from pwrun.process import Interrupts, ProcessRef
+from pwrun.progress import Tracker, Watch, print_summary, shown
 from pwrun.provision.inventory import (
     Inventory,
     is_on,
@@ -44,11 +46,13 @@ def loaded(
     source: str,
     record: RunRecord,
     interrupts: Interrupts,
+    tracker: Tracker,
 ) -> Iterator[list[DataFlowKernel]]:
     """Serve the workflow's loads: `parsl.load(pwrun.config())`, `parsl.load()` or its first app
     load `config`; its own `parsl.load(cfg)` loads `config` merged into `cfg` (pwrun.parslcfg.
     workflow). A load after the workflow cleaned up its DFK gets `fresh()` executors: a shut-down
-    executor does not start again. Yields the DFKs loaded; pwrun cleans up those still loaded."""
+    executor does not start again. `tracker` follows each DFK's tasks. Yields the DFKs loaded;
+    pwrun cleans up those still loaded."""
     unused = [config]
 
     def build(given: Config | None) -> Config:
@@ -63,6 +67,7 @@ def loaded(
         """Record the DFK's interchanges, so `pwrun down` can stop them after a kill -9."""
         record.interchanges += [ProcessRef.of(pid) for pid in compat.interchange_pids(dfk)]
         record.save()
+        tracker.attach(dfk)
 
     state.activate(config)
     try:
@@ -97,26 +102,33 @@ def run_script(path: Path, args: list[str], dfks: list[DataFlowKernel]) -> int:
     return 0
 
 
-def run_workflow(workflow: Path, args: list[str]) -> int:
-    """Run `workflow` on the embedded local site and return its exit code."""
+def run_workflow(
+    workflow: Path, args: list[str], watch: Watch | None = None, monitor: bool = False
+) -> int:
+    """Run `workflow` on the embedded local site and return its exit code; `watch` shows its
+    progress; `monitor`: with Parsl's monitoring."""
     source = "the embedded local site (no -e EXECUTORS)"
     check_labels(workflow, [LOCAL_LABEL], source)
+    hub = monitoring(workflow, monitor)
+    watch = watch or Watch()
     interrupts = Interrupts()
     interrupts.install()
-    record = RunRecord(state.new_run_dir(), str(workflow))
+    record = watch.record = RunRecord(state.new_run_dir(), str(workflow))
 
     def fresh() -> Config:
-        return local_config(record.directory)
+        return local_config(record.directory, hub and hub())
 
     try:
         with (
-            loaded(fresh(), fresh, source, record, interrupts) as dfks,
+            loaded(fresh(), fresh, source, record, interrupts, watch.tracker) as dfks,
             record.stage(RunStatus.WORKFLOW),
+            shown(watch.tracker, watch.interval),
         ):
             return run_script(workflow, args, dfks)
     finally:
         with interrupts.shielded():
             record.teardown()
+        print_summary(watch.tracker)
 
 
 def plan_sites(
@@ -138,10 +150,26 @@ def plan_sites(
     return targets
 
 
+def monitoring(workflow: Path, monitor: bool) -> Callable[[], MonitoringHub] | None:
+    """With `monitor`, what makes each of the run's Configs its MonitoringHub; checked first."""
+    if not monitor:
+        return None
+    check_monitoring()
+    return lambda: monitoring_hub(workflow.name)
+
+
 def run_on_sites(
-    workflow: Path, args: list[str], executors_file: Path, inventory: Path | None
+    workflow: Path,
+    args: list[str],
+    executors_file: Path,
+    inventory: Path | None,
+    watch: Watch | None = None,
+    monitor: bool = False,
 ) -> int:
-    """The whole run: inventory, provision, tunnels, workflow; teardown also on failure."""
+    """The whole run: inventory, provision, tunnels, workflow; teardown also on failure.
+    `watch` shows its progress; `monitor`: with Parsl's monitoring."""
+    watch = watch or Watch()
+    hub = monitoring(workflow, monitor)
     interrupts = Interrupts()
     interrupts.install()
     started = time.perf_counter()
@@ -156,7 +184,7 @@ def run_on_sites(
         clusters = read_inventory(inventory)
     hosts = clusters.hosts
     targets = plan_sites(remote, hosts, executors_file)
-    record = RunRecord(state.new_run_dir(), str(workflow))
+    record = watch.record = RunRecord(state.new_run_dir(), str(workflow))
     record.timings["inventory"] = round(time.perf_counter() - started, 3)
     try:
         cert_dir = make_certificates(record.directory)
@@ -180,18 +208,19 @@ def run_on_sites(
                 }
 
         def fresh() -> Config:
-            return render(specs, endpoints, record.directory, cert_dir)
+            return render(specs, endpoints, record.directory, cert_dir, hub and hub())
 
         config = fresh()
         (record.directory / state.RENDERED_CONFIG).write_text(repr(config))
-        with loaded(config, fresh, str(executors_file), record, interrupts) as dfks:
-            with record.stage(RunStatus.WORKFLOW):
+        with loaded(config, fresh, str(executors_file), record, interrupts, watch.tracker) as dfks:
+            with record.stage(RunStatus.WORKFLOW), shown(watch.tracker, watch.interval):
                 code = run_script(workflow, args, dfks)
             record.teardown_started = time.perf_counter()  # Parsl's own cleanup counts too
         return code
     finally:
         with interrupts.shielded():
             problems = record.teardown()
+        print_summary(watch.tracker)
         err.print(
             " · ".join(f"{name} {seconds:.1f}s" for name, seconds in record.timings.items())
             + f"  ({record.directory})",

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
 from parsl.config import Config
 from parsl.executors import HighThroughputExecutor
+from parsl.monitoring import MonitoringHub
 from parsl.providers import LocalProvider
 
 from pwrun import state
+from pwrun.errors import PwrunError
 from pwrun.parslcfg.compat import INTERCHANGE_LAUNCH_CMD
 from pwrun.parslcfg.executors import LOCAL_SITE, LocalSpec
 
@@ -43,13 +46,37 @@ def local_executor(
     )
 
 
-def run_config(executors: list[HighThroughputExecutor], run_dir: Path) -> Config:
-    """A run's Config: these executors, Parsl writing under the run's directory."""
+def run_config(
+    executors: list[HighThroughputExecutor], run_dir: Path, monitoring: MonitoringHub | None = None
+) -> Config:
+    """A run's Config: these executors, Parsl writing under the run's directory (monitoring's
+    database too: `<run_dir>/runinfo/monitoring.db`)."""
     return Config(
-        executors=executors, run_dir=str(run_dir / state.PARSL_DIR), strategy_period=STRATEGY_PERIOD
+        executors=executors,
+        run_dir=str(run_dir / state.PARSL_DIR),
+        strategy_period=STRATEGY_PERIOD,
+        monitoring=monitoring,
     )
 
 
-def local_config(run_dir: Path) -> Config:
+def local_config(run_dir: Path, monitoring: MonitoringHub | None = None) -> Config:
     """The embedded default: one local executor, labelled 'local'."""
-    return run_config([local_executor()], run_dir)
+    return run_config([local_executor()], run_dir, monitoring)
+
+
+def check_monitoring() -> None:
+    """Refuse `--monitor` without Parsl's monitoring and visualization extras."""
+    missing = [name for name in ("sqlalchemy", "flask_sqlalchemy", "pandas", "plotly")
+               if importlib.util.find_spec(name) is None]  # fmt: skip
+    if missing:
+        raise PwrunError(
+            f"--monitor needs Parsl's monitoring extras ({', '.join(missing)} missing): "
+            "pip install 'pwrun[monitor]'"
+        )
+
+
+def monitoring_hub(workflow_name: str) -> MonitoringHub:
+    """Parsl's monitoring for a run, named after its workflow. Workers send their messages
+    through HTEX's own channel to the interchange (HTEXRadio, Parsl's default): on a cluster,
+    the run's encrypted connection through its tunnel."""
+    return MonitoringHub(workflow_name=workflow_name, resource_monitoring_interval=10)

@@ -8,6 +8,8 @@ modules use these names and never reach into Parsl's private parts themselves.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import datetime
 import functools
 import inspect
 import os
@@ -17,6 +19,7 @@ import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from pathlib import Path
 from string import Template
@@ -31,6 +34,8 @@ from parsl.app.errors import RemoteExceptionWrapper
 from parsl.config import Config
 from parsl.data_provider.files import File
 from parsl.dataflow.dflow import DataFlowKernelLoader
+from parsl.dataflow.states import States
+from parsl.dataflow.taskrecord import TaskRecord
 from parsl.errors import NoDataFlowKernelError
 from parsl.executors import HighThroughputExecutor
 from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
@@ -321,3 +326,94 @@ def loads_on_demand(
                 if not each.cleanup_called:
                     each.cleanup()
             parsl.clear()
+
+
+# --- watching a DFK's tasks and executors (live progress, reports) --------------------------
+
+# A task's state as pwrun reports it, from Parsl's States: `pending` (waiting for dependencies
+# or a retry), `running` (handed to an executor: queued at its interchange or on a worker),
+# `done`, `failed` (dependency failures included).
+TASK_STATES = {
+    States.pending: "pending", States.fail_retryable: "pending",
+    States.launched: "running", States.running: "running", States.running_ended: "running",
+    States.joining: "running",
+    States.exec_done: "done", States.memo_done: "done",
+    States.failed: "failed", States.dep_fail: "failed",
+}  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskView:
+    """What pwrun reads of one task record."""
+
+    id: int
+    app: str  # the app function's name
+    label: str  # the executor its latest try was given to
+    state: str  # one of TASK_STATES' values
+    retries: int  # tries after the first
+    invoked: datetime.datetime | None  # when the app was called
+    returned: datetime.datetime | None  # when it ended (done or failed)
+
+
+def task_view(record: TaskRecord) -> TaskView:
+    """Relies on: a TaskRecord's keys `id`, `func_name`, `executor` (set at submission, and
+    changed by a retry_handler that moves a retry elsewhere), `status` (a States), `try_id`
+    (0 for the first try, one more per retry), `time_invoked` and `time_returned`."""
+    return TaskView(
+        id=record["id"],
+        app=record["func_name"],
+        label=record["executor"],
+        state=TASK_STATES.get(record["status"], "pending"),
+        retries=record["try_id"],
+        invoked=record.get("time_invoked"),
+        returned=record.get("time_returned"),
+    )
+
+
+def watch_tasks(
+    dfk: DataFlowKernel,
+    submitted: Callable[[TaskRecord, Future[Any]], None],
+    closing: Callable[[], None],
+) -> None:
+    """Tell `submitted` of every task the DFK takes (its record and AppFuture), and `closing`
+    when the DFK starts cleaning up, before its executors shut down.
+
+    Relies on: apps submitting through `dfk.submit(...)` and the DFK cleaning up through
+    `self.cleanup()` (its `with` block, its atexit hook, pwrun's own), both looked up on the
+    instance, so an instance attribute takes their place; `submit` returning an AppFuture that
+    holds its `task_record`; a task's final `status` being set before its AppFuture's
+    done-callbacks run.
+    """
+    submit, cleanup = dfk.submit, dfk.cleanup
+
+    @functools.wraps(submit)
+    def watched_submit(*args: Any, **kwargs: Any) -> Any:
+        future = submit(*args, **kwargs)
+        submitted(future.task_record, future)
+        return future
+
+    @functools.wraps(cleanup)
+    def watched_cleanup() -> None:
+        closing()
+        cleanup()
+
+    dfk.submit = watched_submit  # type: ignore[method-assign]
+    dfk.cleanup = watched_cleanup  # type: ignore[method-assign]
+
+
+def executor_activity(executor: object) -> tuple[int, int] | None:
+    """An executor's blocks that are not over (pending or running) and its connected workers;
+    None for an executor without blocks (the DFK's internal one). Asks the interchange, so it
+    must not run once the DFK cleans up (see watch_tasks' `closing`).
+
+    Relies on: BlockProviderExecutor's `status_facade` (the job status poller's latest block
+    states, JobStatus with `terminal`), HTEX's `connected_managers()` (dicts with `worker_count`
+    and `active`, asked over its command channel) and `bad_state_is_set`.
+    """
+    if not isinstance(executor, HighThroughputExecutor):
+        return None
+    blocks = sum(not status.terminal for status in executor.status_facade.values())
+    if executor.bad_state_is_set:
+        return blocks, 0
+    managers = executor.connected_managers()
+    return blocks, sum(m["worker_count"] for m in managers if m["active"])

@@ -13,6 +13,7 @@ from pathlib import Path
 from parsl.config import Config
 from parsl.curvezmq import create_certificates
 from parsl.executors import HighThroughputExecutor
+from parsl.monitoring import MonitoringHub
 
 from pwrun.data.cache import OBJECTS_DIR, ObjectCache
 from pwrun.parslcfg import local_executor, run_config
@@ -113,7 +114,11 @@ def copy_certificates(cert_dir: Path, site: SiteEndpoint) -> None:
 
 
 def render(
-    specs: dict[str, ExecutorSpec], sites: dict[str, SiteEndpoint], run_dir: Path, cert_dir: Path
+    specs: dict[str, ExecutorSpec],
+    sites: dict[str, SiteEndpoint],
+    run_dir: Path,
+    cert_dir: Path,
+    monitoring: MonitoringHub | None = None,
 ) -> Config:
     """The run's Config: one executor per label, in the order of the executors file.
 
@@ -133,4 +138,4 @@ def render(
         if store not in stores:
             stores[store] = SiteFiles(site.site, *store)
         executors.append(site_executor(label, spec, site, str(cert_dir), stores[store], objects))
-    return run_config(executors, run_dir)
+    return run_config(executors, run_dir, monitoring)
