@@ -44,7 +44,8 @@ def cases(junit: Path) -> dict[str, junitparser.TestCase]:
 def test_report_and_junit_count_each_label_and_app_and_progress_goes_by(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     proc = pwrun(str(TALLY), str(tmp_path), "0", "1.5", "--report", "out/report.json",
-                 "--junit", "out/junit.xml", "--progress-interval", "0.5", cwd=tmp_path)  # fmt: skip
+                 "--junit", "out/junit.xml", "--progress-interval", "0.5",
+                 cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "out/report.json").read_text())
     run_dir = only_run(tmp_path)
