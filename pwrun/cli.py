@@ -227,6 +227,22 @@ def config(
 
 @app.command()
 @reports_errors
+def monitor(
+    run_id: Annotated[
+        str | None, typer.Argument(help="A run made with --monitor (default: the latest).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Loopback port (default: a free one).")
+    ] = None,
+) -> None:
+    """Serve Parsl's monitoring view of a run on this machine's loopback, until Ctrl-C."""
+    from pwrun.monitor import serve
+
+    serve(run_id, port)
+
+
+@app.command()
+@reports_errors
 def down(
     run_id: Annotated[str | None, typer.Argument(help="A run (default: every dead run).")] = None,
 ) -> None:

@@ -417,3 +417,18 @@ def executor_activity(executor: object) -> tuple[int, int] | None:
         return blocks, 0
     managers = executor.connected_managers()
     return blocks, sum(m["worker_count"] for m in managers if m["active"])
+
+
+# --- monitoring -----------------------------------------------------------------------------
+
+MONITORING_DB = "monitoring.db"  # MonitoringHub's default database, in the Config's run_dir
+
+
+def visualize_command(database: Path, address: str, port: int) -> list[str]:
+    """parsl-visualize serving `database` on `address`:`port`.
+
+    Relies on: `parsl.monitoring.visualization.app` being parsl-visualize's module (its
+    `cli_run` when run as __main__), taking a database URL and `--listen`/`--port`.
+    """
+    return [sys.executable, "-m", "parsl.monitoring.visualization.app",
+            f"sqlite:///{database}", "--listen", address, "--port", str(port)]  # fmt: skip

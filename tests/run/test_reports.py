@@ -15,9 +15,9 @@ import junitparser
 
 WORKFLOWS = Path(__file__).with_name("workflows")
 TALLY = WORKFLOWS / "tally.py"
-PROGRESS = re.compile(
-    r"progress \d+s: local pending=(\d+) running=(\d+) done=(\d+) failed=(\d+) retried=(\d+) "
-    r"blocks=(\d+) workers=(\d+)"
+PROGRESS = re.compile(  # a plain progress line of a run with one label
+    r"progress \d+s: (?P<label>\w+) pending=(\d+) running=(\d+) done=(\d+) failed=(\d+) "
+    r"retried=(\d+) blocks=(?P<blocks>\d+) workers=(?P<workers>\d+)"
 )
 
 
@@ -70,9 +70,10 @@ def test_report_and_junit_count_each_label_and_app_and_progress_goes_by(tmp_path
 
     lines = [m for line in proc.stderr.splitlines() if (m := PROGRESS.fullmatch(line))]
     assert lines, proc.stderr[-3000:]
-    last = [int(n) for n in lines[-1].groups()]
-    assert last[:5] == [0, 0, 21, 2, 3]  # all ended, while the workflow slept
-    assert any(int(m[7]) > 0 for m in lines)  # its block's workers
+    assert {m["label"] for m in lines} == {"local"}
+    last = [int(n) for n in lines[-1].groups()[1:6]]
+    assert last == [0, 0, 21, 2, 3]  # pending, running, done, failed, retried: all ended
+    assert any(int(m["workers"]) > 0 for m in lines)  # its block's workers
     summary = proc.stderr.split("tasks\n", 1)[1]
     assert re.search(r"│ local\s+│ 21\s+│ 2\s+│ 3\s+│", summary), proc.stderr[-2000:]
 
