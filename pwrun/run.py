@@ -21,7 +21,7 @@ from pwrun import state
 from pwrun.console import err, error
 from pwrun.errors import InfrastructureError, PwrunError
 from pwrun.parslcfg import LOCAL_LABEL, check_monitoring, compat, local_config, monitoring_hub
-from pwrun.parslcfg.executors import ClusterSpec, load_executors
+from pwrun.parslcfg.executors import ClusterSpec, ExecutorSpec, load_executors
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
 from pwrun.parslcfg.workflow import check_labels, merge, summary
 from pwrun.process import Interrupts, ProcessRef
@@ -102,6 +102,14 @@ def run_script(path: Path, args: list[str], dfks: list[DataFlowKernel]) -> int:
     return 0
 
 
+def monitoring(workflow: str, monitor: bool) -> Callable[[], MonitoringHub] | None:
+    """With `monitor`, what makes each of the run's Configs its MonitoringHub; checked first."""
+    if not monitor:
+        return None
+    check_monitoring()
+    return lambda: monitoring_hub(Path(workflow).name)
+
+
 def run_workflow(
     workflow: Path, args: list[str], watch: Watch | None = None, monitor: bool = False
 ) -> int:
@@ -109,7 +117,7 @@ def run_workflow(
     progress; `monitor`: with Parsl's monitoring."""
     source = "the embedded local site (no -e EXECUTORS)"
     check_labels(workflow, [LOCAL_LABEL], source)
-    hub = monitoring(workflow, monitor)
+    hub = monitoring(str(workflow), monitor)
     watch = watch or Watch()
     interrupts = Interrupts()
     interrupts.install()
@@ -132,13 +140,13 @@ def run_workflow(
 
 
 def plan_sites(
-    remote: dict[str, ClusterSpec], hosts: dict[str, dict[str, Any]], executors_file: Path
+    remote: dict[str, ClusterSpec], hosts: dict[str, dict[str, Any]], source: str
 ) -> dict[str, SSHTarget]:
     """Check that every cluster label's site exists in the inventory, is on and is reachable
     by valid ssh settings, before anything is made; how pwrun reaches each site."""
     targets: dict[str, SSHTarget] = {}
     for label, spec in remote.items():
-        where = f"{executors_file}: {label}.site"
+        where = f"{source}: {label}.site"
         if spec.site not in hosts:
             known = ", ".join(sorted(hosts)) or "none"
             raise PwrunError(f"{where}: no cluster {spec.site!r} in the inventory (known: {known})")
@@ -150,41 +158,41 @@ def plan_sites(
     return targets
 
 
-def monitoring(workflow: Path, monitor: bool) -> Callable[[], MonitoringHub] | None:
-    """With `monitor`, what makes each of the run's Configs its MonitoringHub; checked first."""
-    if not monitor:
-        return None
-    check_monitoring()
-    return lambda: monitoring_hub(workflow.name)
+@dataclasses.dataclass(frozen=True)
+class Stages:
+    """A run whose sites are ready: its record, and the DFKs its loads made so far."""
+
+    record: RunRecord
+    dfks: list[DataFlowKernel]
 
 
-def run_on_sites(
-    workflow: Path,
-    args: list[str],
-    executors_file: Path,
+@contextlib.contextmanager
+def on_sites(
+    specs: dict[str, ExecutorSpec],
+    source: str,
     inventory: Path | None,
+    workflow: str,
+    interrupts: Interrupts,
     watch: Watch | None = None,
     monitor: bool = False,
-) -> int:
-    """The whole run: inventory, provision, tunnels, workflow; teardown also on failure.
-    `watch` shows its progress; `monitor`: with Parsl's monitoring."""
+) -> Iterator[Stages]:
+    """The stages of a run on these executors (`source` names them in errors): inventory,
+    provision, tunnels, then the loads (pwrun.run.loaded) while open; teardown on exit, also
+    after a failure or KeyboardInterrupt. `pwrun run` and pwrun.session() both run these.
+    `watch` follows the tasks (a summary table at the end); `monitor`: Parsl's monitoring."""
     watch = watch or Watch()
     hub = monitoring(workflow, monitor)
-    interrupts = Interrupts()
-    interrupts.install()
     started = time.perf_counter()
-    specs = load_executors(executors_file)
-    check_labels(workflow, specs, str(executors_file))
     remote = {label: spec for label, spec in specs.items() if isinstance(spec, ClusterSpec)}
     if not remote:
         clusters = Inventory.empty()
     elif inventory is None:
-        raise PwrunError(f"{executors_file}: {next(iter(remote))}.site: clusters need -i INVENTORY")
+        raise PwrunError(f"{source}: {next(iter(remote))}.site: clusters need -i INVENTORY")
     else:
         clusters = read_inventory(inventory)
     hosts = clusters.hosts
-    targets = plan_sites(remote, hosts, executors_file)
-    record = watch.record = RunRecord(state.new_run_dir(), str(workflow))
+    targets = plan_sites(remote, hosts, source)
+    record = watch.record = RunRecord(state.new_run_dir(), workflow)
     record.timings["inventory"] = round(time.perf_counter() - started, 3)
     try:
         cert_dir = make_certificates(record.directory)
@@ -212,11 +220,11 @@ def run_on_sites(
 
         config = fresh()
         (record.directory / state.RENDERED_CONFIG).write_text(repr(config))
-        with loaded(config, fresh, str(executors_file), record, interrupts, watch.tracker) as dfks:
-            with record.stage(RunStatus.WORKFLOW), shown(watch.tracker, watch.interval):
-                code = run_script(workflow, args, dfks)
-            record.teardown_started = time.perf_counter()  # Parsl's own cleanup counts too
-        return code
+        with loaded(config, fresh, source, record, interrupts, watch.tracker) as dfks:
+            try:
+                yield Stages(record, dfks)
+            finally:
+                record.teardown_started = time.perf_counter()  # Parsl's own cleanup counts too
     finally:
         with interrupts.shielded():
             problems = record.teardown()
@@ -229,6 +237,30 @@ def run_on_sites(
         )
         if problems:
             raise InfrastructureError("teardown incomplete: " + "; ".join(problems))
+
+
+def run_on_sites(
+    workflow: Path,
+    args: list[str],
+    executors_file: Path,
+    inventory: Path | None,
+    watch: Watch | None = None,
+    monitor: bool = False,
+) -> int:
+    """The whole run: the stages (on_sites) around the workflow, under pwrun's own signal
+    handling; `watch` shows its progress; `monitor`: with Parsl's monitoring."""
+    watch = watch or Watch()
+    interrupts = Interrupts()
+    interrupts.install()
+    specs = load_executors(executors_file)
+    check_labels(workflow, specs, str(executors_file))
+    with (
+        on_sites(specs, str(executors_file), inventory, str(workflow), interrupts, watch,
+                 monitor) as run,
+        run.record.stage(RunStatus.WORKFLOW),
+        shown(watch.tracker, watch.interval),
+    ):  # fmt: skip
+        return run_script(workflow, args, run.dfks)
 
 
 def connect(
