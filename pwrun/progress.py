@@ -7,14 +7,12 @@ import contextlib
 import dataclasses
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterator
-from concurrent.futures import Future
 from datetime import datetime
-from typing import Any
 
 from parsl import DataFlowKernel
-from parsl.dataflow.taskrecord import TaskRecord
+from parsl.dataflow.futures import AppFuture
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -26,6 +24,7 @@ from pwrun.runstate import RunRecord
 COLUMNS = ("pending", "running", "done", "failed", "retried", "blocks", "workers")
 ACTIVITY_EVERY = 1.0  # seconds between questions to the interchanges (blocks, workers)
 KEPT_FAILURES = 20  # failure messages kept per app function
+DRAIN_EVERY = 1000  # tasks that ended between two counts at most
 
 
 @dataclasses.dataclass
@@ -48,13 +47,16 @@ class AppTally:
 
 class Tracker:
     """Every task of a run's DFKs, told by Parsl as each is submitted and as it ends (a retried
-    task counts once, under the label of its last try)."""
+    task counts once, under the label of its last try). Parsl's threads only append to two
+    queues; counting happens when counts are asked for (or every DRAIN_EVERY tasks)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._live: dict[int, TaskRecord] = {}  # tasks not ended, by id() of their record
-        self._ended: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COLUMNS, 0))
-        self.apps: dict[str, AppTally] = defaultdict(AppTally)
+        self._submitted: deque[AppFuture] = deque()  # appended by the submitting thread
+        self._ended: deque[AppFuture] = deque()  # appended by the thread that ends a task
+        self._live: dict[int, AppFuture] = {}  # tasks not ended, by id() of their future
+        self._counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COLUMNS, 0))
+        self._apps: dict[str, AppTally] = defaultdict(AppTally)
         self.labels: list[str] = []  # the run's labels, in their DFKs' order
         self._dfks: list[DataFlowKernel] = []
         self._closed: set[int] = set()  # id() of DFKs cleaning up: their interchanges are going
@@ -66,37 +68,53 @@ class Tracker:
         """Follow `dfk`'s tasks and executors from now on."""
         self.labels += [label for label in compat.executor_labels(dfk) if label not in self.labels]
         self._dfks.append(dfk)
-        compat.watch_tasks(dfk, self._submitted, lambda: self._closing(dfk))
+        compat.watch_tasks(dfk, self._submitted.append, self._task_ended,
+                           lambda: self._closing(dfk))  # fmt: skip
 
     def _closing(self, dfk: DataFlowKernel) -> None:
         with self._asking:
             self._closed.add(id(dfk))
 
-    def _submitted(self, record: TaskRecord, future: Future[Any]) -> None:
-        with self._lock:
-            self._live[id(record)] = record
-        future.add_done_callback(lambda done: self._ended_task(record, done))
+    def _task_ended(self, future: AppFuture) -> None:
+        self._ended.append(future)
+        if len(self._ended) >= DRAIN_EVERY:  # ended futures hold results: count them soon
+            self._drain()
 
-    def _ended_task(self, record: TaskRecord, future: Future[Any]) -> None:
-        task = compat.task_view(record)
-        exception = future.exception()
+    def _drain(self) -> None:
+        """Count the tasks told of so far. A task's end is queued after its submission, so the
+        ends queued before the submissions are taken all belong to tasks taken here."""
         with self._lock:
-            self._live.pop(id(record), None)
-            counts = self._ended[task.label]
-            counts[task.state] += 1
-            counts["retried"] += task.retries > 0
-            app = self.apps[task.app]
-            app.tasks += 1
-            app.retried += task.retries > 0
-            if task.invoked and task.returned:
-                app.first = min(app.first or task.invoked, task.invoked)
-                app.last = max(app.last or task.returned, task.returned)
-            app.labels.add(task.label)
-            if exception is not None:
-                app.failed += 1
-                if len(app.failures) < KEPT_FAILURES:
-                    message = f"{type(exception).__name__}: {exception}"
-                    app.failures.append(f"task {task.id} on {task.label}: {message}")
+            ends = len(self._ended)
+            while self._submitted:
+                future = self._submitted.popleft()
+                self._live[id(future)] = future
+            for _ in range(ends):
+                future = self._ended.popleft()
+                self._live.pop(id(future), None)
+                self._count(compat.task_view(future), future.exception())
+
+    def _count(self, task: compat.TaskView, exception: BaseException | None) -> None:
+        counts = self._counts[task.label]
+        counts[task.state] += 1
+        counts["retried"] += task.retries > 0
+        app = self._apps[task.app]
+        app.tasks += 1
+        app.retried += task.retries > 0
+        if task.invoked and task.returned:
+            app.first = min(app.first or task.invoked, task.invoked)
+            app.last = max(app.last or task.returned, task.returned)
+        app.labels.add(task.label)
+        if exception is not None:
+            app.failed += 1
+            if len(app.failures) < KEPT_FAILURES:
+                message = f"{type(exception).__name__}: {exception}"
+                app.failures.append(f"task {task.id} on {task.label}: {message}")
+
+    @property
+    def apps(self) -> dict[str, AppTally]:
+        """Per app function, its tasks that ended."""
+        self._drain()
+        return dict(self._apps)
 
     def activity(self) -> dict[str, tuple[int, int]]:
         """Blocks and connected workers per label, asked of the interchanges at most once per
@@ -116,10 +134,11 @@ class Tracker:
     def counts(self, activity: bool = True) -> dict[str, dict[str, int]]:
         """Per label (the run's labels, then any other that had tasks): tasks pending, running,
         done, failed and retried; with `activity`, its blocks and connected workers."""
+        self._drain()
         with self._lock:
-            live = [compat.task_view(record) for record in list(self._live.values())]
-            table = {label: dict(self._ended[label]) for label in self.labels}
-            table |= {label: dict(c) for label, c in self._ended.items() if label not in table}
+            live = [compat.task_view(future) for future in self._live.values()]
+            table = {label: dict(self._counts[label]) for label in self.labels}
+            table |= {label: dict(c) for label, c in self._counts.items() if label not in table}
         for task in live:
             row = table.setdefault(task.label, dict.fromkeys(COLUMNS, 0))
             row["running" if task.state == "running" else "pending"] += 1

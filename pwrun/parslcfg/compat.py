@@ -8,7 +8,6 @@ modules use these names and never reach into Parsl's private parts themselves.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import functools
 import inspect
@@ -19,11 +18,10 @@ import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from pathlib import Path
 from string import Template
-from typing import Any
+from typing import Any, NamedTuple
 
 import parsl
 import zmq
@@ -34,8 +32,8 @@ from parsl.app.errors import RemoteExceptionWrapper
 from parsl.config import Config
 from parsl.data_provider.files import File
 from parsl.dataflow.dflow import DataFlowKernelLoader
+from parsl.dataflow.futures import AppFuture
 from parsl.dataflow.states import States
-from parsl.dataflow.taskrecord import TaskRecord
 from parsl.errors import NoDataFlowKernelError
 from parsl.executors import HighThroughputExecutor
 from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
@@ -342,9 +340,8 @@ TASK_STATES = {
 }  # fmt: skip
 
 
-@dataclasses.dataclass(frozen=True)
-class TaskView:
-    """What pwrun reads of one task record."""
+class TaskView(NamedTuple):
+    """What pwrun reads of one task."""
 
     id: int
     app: str  # the app function's name
@@ -355,41 +352,45 @@ class TaskView:
     returned: datetime.datetime | None  # when it ended (done or failed)
 
 
-def task_view(record: TaskRecord) -> TaskView:
-    """Relies on: a TaskRecord's keys `id`, `func_name`, `executor` (set at submission, and
-    changed by a retry_handler that moves a retry elsewhere), `status` (a States), `try_id`
-    (0 for the first try, one more per retry), `time_invoked` and `time_returned`."""
+def task_view(future: AppFuture) -> TaskView:
+    """Relies on: an AppFuture's `task_record` with keys `id`, `func_name`, `executor` (set at
+    submission, and changed by a retry_handler that moves a retry elsewhere), `status` (a
+    States), `try_id` (0 for the first try, one more per retry), `time_invoked` and
+    `time_returned`."""
+    record = future.task_record
     return TaskView(
-        id=record["id"],
-        app=record["func_name"],
-        label=record["executor"],
-        state=TASK_STATES.get(record["status"], "pending"),
-        retries=record["try_id"],
-        invoked=record.get("time_invoked"),
-        returned=record.get("time_returned"),
+        record["id"],
+        record["func_name"],
+        record["executor"],
+        TASK_STATES.get(record["status"], "pending"),
+        record["try_id"],
+        record.get("time_invoked"),
+        record.get("time_returned"),
     )
 
 
 def watch_tasks(
     dfk: DataFlowKernel,
-    submitted: Callable[[TaskRecord, Future[Any]], None],
+    submitted: Callable[[AppFuture], object],
+    ended: Callable[[AppFuture], object],
     closing: Callable[[], None],
 ) -> None:
-    """Tell `submitted` of every task the DFK takes (its record and AppFuture), and `closing`
-    when the DFK starts cleaning up, before its executors shut down.
+    """Tell `submitted` of every task the DFK takes (its AppFuture), then `ended` when it
+    ends (from the thread that ends it: keep it short), and `closing` when the DFK starts
+    cleaning up, before its executors shut down.
 
     Relies on: apps submitting through `dfk.submit(...)` and the DFK cleaning up through
     `self.cleanup()` (its `with` block, its atexit hook, pwrun's own), both looked up on the
-    instance, so an instance attribute takes their place; `submit` returning an AppFuture that
-    holds its `task_record`; a task's final `status` being set before its AppFuture's
-    done-callbacks run.
+    instance, so an instance attribute takes their place; `submit` returning an AppFuture; a
+    task's final `status` being set before its AppFuture's done-callbacks run.
     """
     submit, cleanup = dfk.submit, dfk.cleanup
 
     @functools.wraps(submit)
-    def watched_submit(*args: Any, **kwargs: Any) -> Any:
+    def watched_submit(*args: Any, **kwargs: Any) -> AppFuture:
         future = submit(*args, **kwargs)
-        submitted(future.task_record, future)
+        submitted(future)
+        future.add_done_callback(ended)  # type: ignore[arg-type]  # called with `future`
         return future
 
     @functools.wraps(cleanup)

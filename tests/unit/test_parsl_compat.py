@@ -495,13 +495,11 @@ def test_watched_tasks_end_in_their_final_state_with_their_tries(tmp_path: Path)
     def fails() -> None:
         raise KeyError("always")
 
-    def submitted(record: Any, future: Any) -> None:
-        seen.append(compat.task_view(record))
-        future.add_done_callback(lambda _: ended.append(compat.task_view(record)))
-
     config = Config(executors=[executor], run_dir=str(tmp_path / "runinfo"), retries=1)
     with parsl.load(config) as dfk:
-        compat.watch_tasks(dfk, submitted, lambda: closing.append(dfk.cleanup_called))
+        compat.watch_tasks(dfk, lambda future: seen.append(compat.task_view(future)),
+                           lambda future: ended.append(compat.task_view(future)),
+                           lambda: closing.append(dfk.cleanup_called))  # fmt: skip
         assert flaky(str(marker)).result(timeout=30) == "second try"
         with pytest.raises(KeyError):
             fails().result(timeout=30)
