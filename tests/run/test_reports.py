@@ -3,8 +3,10 @@ job reads, however the run ends."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pty
 import re
 import signal
 import subprocess
@@ -132,3 +134,25 @@ def test_an_interrupted_run_still_writes_its_report(tmp_path: Path) -> None:
     assert report["labels"]["local"]["done"] == 1  # the first nap; the two long ones never ended
     (failure,) = cases(tmp_path / "j.xml")["workflow"].result
     assert failure.message == "exit code 130: interrupted"
+
+
+def test_on_a_terminal_the_progress_is_a_live_table(tmp_path: Path) -> None:
+    """stderr a terminal (a pseudo-terminal here): the live table, redrawn, no plain lines."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pwrun.cli", "run", str(TALLY), str(tmp_path), "0", "2"],
+        stdin=slave, stdout=slave, stderr=slave, cwd=tmp_path,
+        env={**os.environ, "PWRUN_HOME": str(tmp_path / "state"), "COLUMNS": "120"},
+    )  # fmt: skip
+    os.close(slave)
+    output = b""
+    with contextlib.suppress(OSError):  # EIO once the terminal's other end is closed
+        while chunk := os.read(master, 65536):
+            output += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 0, output[-3000:]
+    text = output.decode()
+    assert re.search(r"tasks, \d+s", text) and "pending" in text and "workers" in text
+    assert "\x1b[" in text  # drawn with terminal controls
+    assert not PROGRESS.search(text)
+    assert re.search(r"│ local\s+│ 21\s+│ 2\s+│ 3\s+│", text)  # the summary table, at the end
