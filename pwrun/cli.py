@@ -14,6 +14,7 @@ from pwrun import __version__, state
 from pwrun.console import err, error, warn
 from pwrun.errors import InfrastructureError, PwrunError
 from pwrun.process import INTERRUPTED
+from pwrun.validation import MAX_RETRIES
 
 app = typer.Typer(
     name="pwrun",
@@ -70,6 +71,25 @@ def run(
     inventory: Annotated[
         Path | None, typer.Option("-i", "--inventory", help="Ansible inventory of the clusters.")
     ] = None,
+    retries: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=MAX_RETRIES,
+            help="Retries per task (wins over the executors file's and the workflow's Config).",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Skip the tasks the latest run of this workflow finished (apps with cache=True).",
+        ),
+    ] = False,
+    resume_from: Annotated[
+        str | None,
+        typer.Option(help="Like --resume, from this run (an id `pwrun status` shows)."),
+    ] = None,
     report: Annotated[
         Path | None,
         typer.Option(
@@ -95,17 +115,20 @@ def run(
     ] = False,
 ) -> None:
     """Run a Parsl workflow on the clusters of an executors file (else on this machine)."""
+    from pwrun.checkpoints import resumed_run
     from pwrun.progress import Watch
     from pwrun.report import Reports
     from pwrun.run import run_on_sites, run_workflow
 
     reports = Reports(workflow, report, junit, Watch(progress_interval))
+    earlier = resumed_run(workflow, resume_from) if resume or resume_from else None
     if executors is None:
-        raise typer.Exit(
-            reports.written(lambda: run_workflow(workflow, args or [], reports.watch, monitor))
-        )
+        raise typer.Exit(reports.written(
+            lambda: run_workflow(workflow, args or [], retries, earlier, reports.watch, monitor)
+        ))  # fmt: skip
     raise typer.Exit(reports.written(
-        lambda: run_on_sites(workflow, args or [], executors, inventory, reports.watch, monitor)
+        lambda: run_on_sites(workflow, args or [], executors, inventory, retries, earlier,
+                             reports.watch, monitor)
     ))  # fmt: skip
 
 
