@@ -280,10 +280,14 @@ def down(
         if record.process_alive():
             err.print(f"run {record.id} is still running (pid {record.process.pid}): left alone")
             continue
-        problems += record.teardown()
-        typer.echo(f"run {record.id}: torn down")
+        left = record.teardown()
+        if left:
+            typer.echo(f"run {record.id}: NOT torn down ({len(left)} left, still recorded)")
+        else:
+            typer.echo(f"run {record.id}: torn down")
+        problems += left
     if problems:
-        raise InfrastructureError("; ".join(problems))
+        raise InfrastructureError("teardown incomplete: " + "; ".join(problems))
 
 
 @app.command()

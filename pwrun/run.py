@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import runpy
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -33,7 +35,7 @@ from pwrun.parslcfg.executors import (
 from pwrun.parslcfg.failover import Routing
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
 from pwrun.parslcfg.workflow import check_labels, merge, summary
-from pwrun.process import Interrupts, ProcessRef
+from pwrun.process import Interrupts, ProcessRef, owns_signals
 from pwrun.progress import Tracker, Watch, print_summary, shown
 from pwrun.provision.inventory import (
     Inventory,
@@ -46,6 +48,7 @@ from pwrun.provision.ready import each, ready
 from pwrun.runstate import ExecutorRecord, RunRecord, RunStatus
 from pwrun.transport import tunnel
 from pwrun.transport.ssh import SSHTarget, expand_home
+from pwrun.transport.supervision import Supervisor, TunnelState
 
 START_TIMEOUT = 15.0  # seconds a site may take to answer its first ssh command
 
@@ -181,6 +184,28 @@ def plan_sites(
     return targets
 
 
+def stop_run(site: str, why: str) -> None:
+    """What a lost site does by default (its labels have nowhere else to go): the workflow is
+    stopped as by Ctrl-C, torn down, and `on_sites` names the site (exit 3)."""
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def supervised(record: RunRecord, on_lost: Callable[[str, str], None]) -> Iterator[Supervisor]:
+    """Watch the run's tunnels (pwrun.transport.supervision) while open; a site declared lost
+    goes to `on_lost(site, why)`."""
+    supervisor = Supervisor(record.set_tunnel, on_lost)
+    for executor in record.executors:
+        opened = tunnel.load(executor.tunnel)
+        if opened:
+            supervisor.watch(executor.label, executor.site, opened, executor.ssh)
+    supervisor.start()
+    try:
+        yield supervisor
+    finally:
+        supervisor.stop()
+
+
 def site_target(site: str, hosts: dict[str, dict[str, Any]], where: str) -> SSHTarget:
     """How pwrun reaches cluster `site` of the inventory; refused, naming `where`, when the
     inventory lacks it, it is off, or its ssh settings are not valid."""
@@ -277,6 +302,7 @@ def on_sites(
     record, resumed = new_record(workflow, resume)
     watch.record = record
     record.timings["inventory"] = round(time.perf_counter() - started, 3)
+    lost_sites = ""  # the sites lost during the run that stopped it, if any
     try:
         cert_dir = make_certificates(record.directory)
         sites = {site: clusters.ansible_hosts[site] for site in targets}
@@ -313,9 +339,28 @@ def on_sites(
 
         config = fresh()
         (record.directory / state.RENDERED_CONFIG).write_text(repr(config))
-        with loaded(config, fresh, source, record, interrupts, watch.tracker) as dfks:
+        stops = owns_signals()  # a host that owns them (pwrun.session) only hears of it
+
+        def on_lost(site: str, why: str) -> None:
+            """A site the supervisor gave up on: its tasks fail over when every label on it
+            has a fallback; otherwise the run stops, naming it (exit 3)."""
+            labels = [label for label, spec in remote.items() if spec.site == site]
+            if all(specs[label].fallback for label in labels) or not stops:
+                routing.site_lost(site, why)
+            else:
+                stop_run(site, why)
+
+        with (
+            loaded(config, fresh, source, record, interrupts, watch.tracker) as dfks,
+            supervised(record, on_lost) as supervisor,
+        ):
             try:
                 yield Stages(record, dfks, routing)
+            except KeyboardInterrupt:
+                if not supervisor.lost:
+                    raise
+                lost_sites = "; ".join(f"site {s} lost: {w}" for s, w in supervisor.lost.items())
+                raise InfrastructureError(lost_sites) from None  # stop_run's, not the user's
             finally:
                 record.teardown_started = time.perf_counter()  # Parsl's own cleanup counts too
     finally:
@@ -333,7 +378,9 @@ def on_sites(
             problems.remove(problem)  # the run went on without that site: it is not this run's end
             warn(f"teardown incomplete on a lost site: {problem}; `pwrun down` once it is back")
         if problems:
-            raise InfrastructureError("teardown incomplete: " + "; ".join(problems))
+            raise InfrastructureError(
+                "; ".join(filter(None, [lost_sites, "teardown incomplete: " + "; ".join(problems)]))
+            )
 
 
 def run_on_sites(
@@ -410,6 +457,7 @@ def connect(
     )
     record.add(executor)
     opened, _ = tunnel.ensure(executor.tunnel, target, tunnel.free_loopback_port(), address)
+    record.set_tunnel(label, TunnelState.OPEN, 0)
     endpoint = SiteEndpoint(
         site=spec.site,
         ssh=target,

@@ -27,6 +27,7 @@ from pwrun.process import ProcessRef
 from pwrun.transport import tunnel
 from pwrun.transport.files import JOBS_FILE, STORE_DIR
 from pwrun.transport.ssh import SSHTarget
+from pwrun.transport.supervision import TunnelState
 
 RECORD = state.RUN_RECORD
 _SAVING = threading.Lock()
@@ -53,6 +54,9 @@ class ExecutorRecord:
     remote_dir: str
     tunnel: str
     scheduler: str = "slurm"  # or "pbs": set once the site's facts are known
+    tunnel_state: TunnelState = TunnelState.CLOSED
+    reconnects: int = 0  # times its tunnel was re-opened during the run
+    down: bool = False  # torn down; otherwise `pwrun down` tries again
 
     def blocks_command(self, action: str) -> str:
         """A shell command listing (or cancelling) this executor's jobs on the site."""
@@ -79,21 +83,25 @@ class ExecutorRecord:
         return f'[ ! -s {jobs} ] || for id in $(cat {jobs}); do qdel "$id" 2>/dev/null; done'
 
     def teardown(self) -> None:
-        """Close the tunnel, cancel leftover blocks, remove remote temporaries and the run's
-        files on the site, end the ssh."""
+        """Close the tunnel (also its login-node end, should that have outlived it), cancel
+        leftover blocks, remove remote temporaries and the run's files on the site, end the
+        ssh. An unreachable site fails within ssh's timeouts (pwrun.transport.ssh.LIVENESS)."""
         opened = tunnel.load(self.tunnel)
         if opened:
             opened.close()
+        self.tunnel_state = TunnelState.CLOSED
         remote_dir = shlex.quote(self.remote_dir)
         run_dir = posixpath.dirname(self.remote_dir)
         store = shlex.quote(posixpath.join(run_dir, STORE_DIR))
         try:  # the run's directory goes with its last executor's
             self.ssh.run(
-                f"{self.blocks_command('cancel')}; rm -rf -- {remote_dir} {store};"
-                f" rmdir -- {shlex.quote(run_dir)} 2>/dev/null; true"
+                f"{tunnel.end_remote(self.tunnel)}; {self.blocks_command('cancel')};"
+                f" rm -rf -- {remote_dir} {store}; rmdir -- {shlex.quote(run_dir)} 2>/dev/null;"
+                " true"
             )
         finally:
             self.ssh.close()
+        self.down = True
 
 
 @dataclass
@@ -163,7 +171,8 @@ class RunRecord:
         for executor in data.pop("executors"):
             ssh = executor.pop("ssh")
             ssh["options"] = tuple(ssh["options"])  # JSON has lists; SSHTarget is hashable
-            executors.append(ExecutorRecord(**executor, ssh=SSHTarget(**ssh)))
+            state = TunnelState(executor.pop("tunnel_state", TunnelState.CLOSED))
+            executors.append(ExecutorRecord(**executor, ssh=SSHTarget(**ssh), tunnel_state=state))
         return cls(
             **{
                 **data,
@@ -183,17 +192,41 @@ class RunRecord:
         """Its status, marked `(dead)` when the pwrun process that ran it is gone."""
         return self.status.value if self.process_alive() else f"{self.status.value} (dead)"
 
+    def set_tunnel(self, label: str, tunnel_state: TunnelState, reconnects: int) -> None:
+        """Record the state of an executor's tunnel (from the thread that watches it)."""
+        with _SAVING:
+            for executor in self.executors:
+                if executor.label == label:
+                    executor.tunnel_state, executor.reconnects = tunnel_state, reconnects
+            self._write()
+
     def teardown(self) -> list[str]:
-        """Undo everything recorded; return one message per site that could not be cleaned."""
+        """Undo everything recorded, all sites at once (a site's executors one by one: they share
+        its connection); return one message per executor that could not be cleaned. Those stay
+        recorded (not `down`), for a later `pwrun down`."""
         start = self.teardown_started or time.perf_counter()
-        problems = []
         for interchange in self.interchanges:  # gone with the DFK; left when pwrun was killed
             interchange.stop(grace=0)
+
+        def undo(executors: list[ExecutorRecord]) -> list[str]:
+            problems = []
+            for executor in executors:
+                try:
+                    executor.teardown()
+                except InfrastructureError as exc:
+                    problems.append(
+                        f"{executor.label}: {exc} (still recorded: its Slurm jobs, tunnel end and"
+                        f" {executor.remote_dir}; `pwrun down {self.id}` once {executor.site}"
+                        " answers)"
+                    )
+            return problems
+
+        sites: dict[str, list[ExecutorRecord]] = {}
         for executor in self.executors:
-            try:
-                executor.teardown()
-            except InfrastructureError as exc:
-                problems.append(f"{executor.label}: {exc}")
+            if not executor.down:
+                sites.setdefault(executor.site, []).append(executor)
+        with ThreadPoolExecutor(max_workers=min(len(sites), 16) or 1) as pool:
+            problems = [problem for found in pool.map(undo, sites.values()) for problem in found]
         self.timings["teardown"] = round(time.perf_counter() - start, 3)
         self.set_status(RunStatus.TEARDOWN_FAILED if problems else RunStatus.DOWN)
         return problems
@@ -207,15 +240,17 @@ class ExecutorStatus:
     state: str
     executor: str  # its label
     site: str
-    tunnel: str
-    blocks: str
+    tunnel: str  # its end on the site and its state
+    reconnects: str
+    blocks: str  # Slurm job ids, or `unreachable`
 
 
 def statuses(ssh_timeout: float = 10) -> list[ExecutorStatus]:
-    """Every executor of every run not torn down: its tunnel, and its Slurm jobs as the site
-    lists them (asked of all sites at once; an unreachable one says so within `ssh_timeout`)."""
+    """Every executor not torn down of every run: its tunnel, and its Slurm jobs as the site
+    lists them (asked of all sites at once; an unreachable one says so within `ssh_timeout`,
+    or sooner: pwrun.transport.ssh.LIVENESS)."""
     runs = [record for record in all_runs() if record.status is not RunStatus.DOWN]
-    executors = [(record, executor) for record in runs for executor in record.executors]
+    executors = [(r, executor) for r in runs for executor in r.executors if not executor.down]
 
     def blocks(executor: ExecutorRecord) -> str:
         try:
@@ -231,13 +266,16 @@ def statuses(ssh_timeout: float = 10) -> list[ExecutorStatus]:
     rows = []
     for (record, executor), jobs in zip(executors, listed, strict=True):
         opened = tunnel.load(executor.tunnel)
-        where = f"{opened.remote_address}:{opened.remote_port}" if opened and opened.alive() else ""
+        alive = opened is not None and opened.alive()
+        where = f"{opened.remote_address}:{opened.remote_port} " if opened and alive else ""
+        watched = executor.tunnel_state if record.process_alive() else None  # else none watches
+        shown = watched or (TunnelState.OPEN if alive else TunnelState.CLOSED)
         rows.append(ExecutorStatus(record.id, record.state_text(), executor.label, executor.site,
-                                   where or "closed", jobs))  # fmt: skip
+                                   where + shown, str(executor.reconnects), jobs))  # fmt: skip
     rows += [
-        ExecutorStatus(record.id, record.state_text(), "", "", "", "")
+        ExecutorStatus(record.id, record.state_text(), "", "", "", "", "")
         for record in runs
-        if not record.executors
+        if not any(not executor.down for executor in record.executors)
     ]
     return rows
 

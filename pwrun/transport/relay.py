@@ -3,12 +3,16 @@
 It listens on the login node's internal address (what compute nodes reach) and forwards each
 connection to the ssh remote forward on the login node's loopback. It prints ``listening`` once
 bound and exits when its parent (the ssh session that started it) goes away, so it never
-outlives its tunnel. Standard library only: it runs under the cluster's python3.
+outlives its tunnel. SIGTERM ends its ssh session too (and so the session's forward), which is
+how a later ssh removes a tunnel whose workstation end vanished without the session noticing
+(a cut network): its last argument, ``pwrun-tunnel=NAME``, lets ``pkill -f`` find it.
+Standard library only: it runs under the cluster's python3.
 """
 
 import asyncio
 import errno
 import os
+import signal
 import sys
 
 
@@ -21,6 +25,15 @@ async def pipe(reader, writer):
         pass
     finally:
         writer.close()
+
+
+def is_sshd(pid):
+    """Whether process `pid` is an ssh session (`sshd`, or `sshd-session` in OpenSSH 9.8+)."""
+    try:
+        with open(f"/proc/{pid}/comm") as comm:
+            return comm.read().startswith("sshd")
+    except OSError:
+        return False
 
 
 async def main(listen_address, listen_port, target_port):
@@ -37,11 +50,22 @@ async def main(listen_address, listen_port, target_port):
         )
 
     server = await asyncio.start_server(handle, listen_address, listen_port, reuse_address=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     print("listening", flush=True)
     session = os.getppid()
-    while os.getppid() == session:  # reparented: the ssh session ended
+    while os.getppid() == session and not stop.is_set():  # reparented: the session ended
         await asyncio.sleep(0.05)
     server.close()
+    if stop.is_set() and is_sshd(session):  # end the session (its forward), wait till gone
+        try:
+            os.kill(session, signal.SIGTERM)
+        except OSError:
+            return
+        for _ in range(100):
+            if os.getppid() != session:
+                return
+            await asyncio.sleep(0.05)
 
 
 if __name__ == "__main__":

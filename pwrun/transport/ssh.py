@@ -13,6 +13,17 @@ from pwrun import state, validation
 from pwrun.errors import InfrastructureError, PwrunError
 
 SSH_TIMEOUT = 60
+# Every ssh and scp (tunnels, shared connections, teardown, status) gives up on a site that does
+# not answer: no connection within CONNECT_TIMEOUT seconds, or no answer to ALIVE_COUNT
+# keepalives sent every ALIVE_INTERVAL seconds (a cut network, a dead login node).
+CONNECT_TIMEOUT = 5
+ALIVE_INTERVAL = 3
+ALIVE_COUNT = 3
+LIVENESS = (
+    f"ConnectTimeout={CONNECT_TIMEOUT}",
+    f"ServerAliveInterval={ALIVE_INTERVAL}",
+    f"ServerAliveCountMax={ALIVE_COUNT}",
+)
 NOT_CARRIED_OVER = ("stricthostkeychecking", "controlmaster", "controlpath")
 
 
@@ -117,7 +128,8 @@ class SSHTarget:
         return f"{self.user}@{host}:{path}" if self.user else f"{host}:{path}"
 
     def flags(self, port_flag: str, *extra: str) -> list[str]:
-        """The options of ssh (or scp: its `port_flag` differs), with `extra` `-o` options."""
+        """The options of ssh (or scp: its `port_flag` differs), with `extra` `-o` options; the
+        target's own options come first, so they win over pwrun's LIVENESS defaults."""
         argv = ["-F", self.config_file] if self.config_file else []
         argv += ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
         if self.known_hosts:
@@ -126,7 +138,7 @@ class SSHTarget:
             argv += ["-i", self.identity_file, "-o", "IdentitiesOnly=yes"]
         if self.port:
             argv += [port_flag, str(self.port)]
-        for option in (*self.options, *extra):
+        for option in (*self.options, *extra, *LIVENESS):
             argv += ["-o", option]
         return argv
 

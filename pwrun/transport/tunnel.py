@@ -3,7 +3,8 @@
 HPC login nodes keep ``GatewayPorts no``, so an ssh remote forward binds only the login node's
 loopback. A tunnel is therefore one ssh process: ``-R 127.0.0.1:P:127.0.0.1:L`` plus, as its
 remote command, a small relay (relay.py) listening on the login node's internal address, port P.
-The relay exits when its ssh session ends, so killing the local ssh process removes both ends.
+The relay exits when its ssh session ends, so killing the local ssh process removes both ends;
+when the session outlives its ssh (a cut network), `end_remote` ends it from a later connection.
 Each tunnel is recorded in pwrun's state directory so that a later process can check or close it.
 """
 
@@ -29,6 +30,7 @@ PORT_RANGE = (20000, 60999)
 ATTEMPTS = 5
 READY_TIMEOUT = 30
 LISTENING = "listening"  # what the relay prints once bound
+TAG = "pwrun-tunnel="  # the relay's last argument: TAG + the tunnel's name
 
 
 @dataclass
@@ -129,11 +131,10 @@ def open_tunnel(
         port = remote_port or random.randint(*PORT_RANGE)
         log = tunnels_dir() / f"{name}.log"
         argv = target.argv(
-            "-o", "ExitOnForwardFailure=yes", "-o", "ServerAliveInterval=15",
-            "-o", "ServerAliveCountMax=3", "-R", f"127.0.0.1:{port}:127.0.0.1:{local_port}",
+            "-o", "ExitOnForwardFailure=yes", "-R", f"127.0.0.1:{port}:127.0.0.1:{local_port}",
             multiplex=False,
         )  # fmt: skip
-        remote = f"exec python3 -u - {shlex.quote(remote_address)} {port} {port}"
+        remote = f"exec python3 -u - {shlex.quote(remote_address)} {port} {port} {TAG}{name}"
         with open(log, "w") as out:
             proc = subprocess.Popen(
                 [*argv, remote], stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
@@ -159,6 +160,27 @@ def open_tunnel(
         if remote_port or not port_taken:
             raise InfrastructureError(f"{target.host}: tunnel to port {port} failed: {outcome}")
     raise InfrastructureError(f"{target.host}: no free port for a tunnel after {ATTEMPTS} tries")
+
+
+def end_remote(name: str) -> str:
+    """A shell command that ends what is left of tunnel `name` on its login node (its relay,
+    which takes its ssh session and forward along) and returns once they are gone (at most 6 s).
+    """
+    pattern = shlex.quote(f"[ ]{TAG}{name}$")  # `[ ]`: never matches this command's own shell
+    find = f'pgrep -u "$(id -u)" -f -- {pattern} >/dev/null'
+    return (
+        f'pkill -TERM -u "$(id -u)" -f -- {pattern}; i=0; '
+        f"while {find} && [ $i -lt 60 ]; do sleep 0.1; i=$((i + 1)); done; true"
+    )
+
+
+def reopen(old: Tunnel, target: SSHTarget) -> Tunnel:
+    """Open tunnel `old` again on the same ports, once what is left of it is gone: its local
+    ssh if it still runs (stuck), and on the login node a session that did not notice its end
+    (it would still hold the remote port)."""
+    old.process.stop(grace=0)
+    target.run(end_remote(old.name), timeout=READY_TIMEOUT)
+    return open_tunnel(old.name, target, old.local_port, old.remote_address, old.remote_port)
 
 
 def _wait_listening(proc: subprocess.Popen, log: Path) -> str | None:
