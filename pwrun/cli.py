@@ -13,9 +13,8 @@ from rich.console import Console
 from pwrun import __version__, state
 from pwrun.console import err, error, warn
 from pwrun.errors import InfrastructureError, PwrunError
+from pwrun.process import INTERRUPTED
 from pwrun.validation import MAX_RETRIES
-
-INTERRUPTED = 130  # a shell's exit code after SIGINT
 
 app = typer.Typer(
     name="pwrun",
@@ -91,15 +90,46 @@ def run(
         str | None,
         typer.Option(help="Like --resume, from this run (an id `pwrun status` shows)."),
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a JSON summary here when the run ends (exit code, timings, "
+            "tasks per label)."
+        ),
+    ] = None,
+    junit: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a JUnit XML file here when the run ends (a test case per app function)."
+        ),
+    ] = None,
+    progress_interval: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Seconds between progress lines when stderr is not a terminal (0: none)."
+        ),
+    ] = 10.0,
+    monitor: Annotated[
+        bool,
+        typer.Option(help="Record the run with Parsl's monitoring (see `pwrun monitor`)."),
+    ] = False,
 ) -> None:
     """Run a Parsl workflow on the clusters of an executors file (else on this machine)."""
     from pwrun.checkpoints import resumed_run
+    from pwrun.progress import Watch
+    from pwrun.report import Reports
     from pwrun.run import run_on_sites, run_workflow
 
+    reports = Reports(workflow, report, junit, Watch(progress_interval))
     earlier = resumed_run(workflow, resume_from) if resume or resume_from else None
     if executors is None:
-        raise typer.Exit(run_workflow(workflow, args or [], retries, earlier))
-    raise typer.Exit(run_on_sites(workflow, args or [], executors, inventory, retries, earlier))
+        raise typer.Exit(reports.written(
+            lambda: run_workflow(workflow, args or [], retries, earlier, reports.watch, monitor)
+        ))  # fmt: skip
+    raise typer.Exit(reports.written(
+        lambda: run_on_sites(workflow, args or [], executors, inventory, retries, earlier,
+                             reports.watch, monitor)
+    ))  # fmt: skip
 
 
 @app.command()
@@ -216,6 +246,22 @@ def config(
     if not rendered.is_file():
         raise PwrunError(f"run {runs[-1].id} ended before its configuration was rendered")
     typer.echo(rendered.read_text())
+
+
+@app.command()
+@reports_errors
+def monitor(
+    run_id: Annotated[
+        str | None, typer.Argument(help="A run made with --monitor (default: the latest).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Loopback port (default: a free one).")
+    ] = None,
+) -> None:
+    """Serve Parsl's monitoring view of a run on this machine's loopback, until Ctrl-C."""
+    from pwrun.monitor import serve
+
+    serve(run_id, port)
 
 
 @app.command()

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from pwrun.console import err
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+INTERRUPTED = 130  # a shell's exit code after SIGINT: pwrun's after Ctrl-C or SIGTERM
 T = TypeVar("T")
 
 

@@ -17,12 +17,13 @@ from typing import Any
 
 from parsl import DataFlowKernel
 from parsl.config import Config
+from parsl.monitoring import MonitoringHub
 
 from pwrun import state
 from pwrun.checkpoints import checkpoints
 from pwrun.console import err, error, warn
 from pwrun.errors import InfrastructureError, PwrunError
-from pwrun.parslcfg import LOCAL_LABEL, compat, local_config
+from pwrun.parslcfg import LOCAL_LABEL, check_monitoring, compat, local_config, monitoring_hub
 from pwrun.parslcfg.executors import (
     ClusterSpec,
     ExecutorSpec,
@@ -35,6 +36,7 @@ from pwrun.parslcfg.failover import Routing
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
 from pwrun.parslcfg.workflow import check_labels, merge, summary
 from pwrun.process import Interrupts, ProcessRef, owns_signals
+from pwrun.progress import Tracker, Watch, print_summary, shown
 from pwrun.provision.envs import check_own_envs, with_label_envs, worker_init
 from pwrun.provision.inventory import (
     Inventory,
@@ -59,11 +61,13 @@ def loaded(
     source: str,
     record: RunRecord,
     interrupts: Interrupts,
+    tracker: Tracker,
 ) -> Iterator[list[DataFlowKernel]]:
     """Serve the workflow's loads: `parsl.load(pwrun.config())`, `parsl.load()` or its first app
     load `config`; its own `parsl.load(cfg)` loads `config` merged into `cfg` (pwrun.parslcfg.
     workflow). A load after the workflow cleaned up its DFK gets `fresh()` executors: a shut-down
-    executor does not start again. Yields the DFKs loaded; pwrun cleans up those still loaded."""
+    executor does not start again. `tracker` follows each DFK's tasks. Yields the DFKs loaded;
+    pwrun cleans up those still loaded."""
     unused = [config]
 
     def build(given: Config | None) -> Config:
@@ -78,6 +82,7 @@ def loaded(
         """Record the DFK's interchanges, so `pwrun down` can stop them after a kill -9."""
         record.interchanges += [ProcessRef.of(pid) for pid in compat.interchange_pids(dfk)]
         record.save()
+        tracker.attach(dfk)
 
     state.activate(config)
     try:
@@ -112,6 +117,14 @@ def run_script(path: Path, args: list[str], dfks: list[DataFlowKernel]) -> int:
     return 0
 
 
+def monitoring(workflow: str, monitor: bool) -> Callable[[], MonitoringHub] | None:
+    """With `monitor`, what makes each of the run's Configs its MonitoringHub; checked first."""
+    if not monitor:
+        return None
+    check_monitoring()
+    return lambda: monitoring_hub(Path(workflow).name)
+
+
 def new_record(workflow: str, resume: RunRecord | None) -> tuple[RunRecord, list[str]]:
     """A new run's record, and the checkpoints it reuses (those of `resume`, if given)."""
     record = RunRecord(state.new_run_dir(), workflow, resumed_from=resume.id if resume else None)
@@ -123,29 +136,40 @@ def new_record(workflow: str, resume: RunRecord | None) -> tuple[RunRecord, list
 
 
 def run_workflow(
-    workflow: Path, args: list[str], retries: int | None = None, resume: RunRecord | None = None
+    workflow: Path,
+    args: list[str],
+    retries: int | None = None,
+    resume: RunRecord | None = None,
+    watch: Watch | None = None,
+    monitor: bool = False,
 ) -> int:
     """Run `workflow` on the embedded local site and return its exit code; `retries`
-    overrides the workflow's, `resume` is a run whose finished tasks are not run again."""
+    overrides the workflow's, `resume` is a run whose finished tasks are not run again;
+    `watch` shows its progress; `monitor`: with Parsl's monitoring."""
     source = "the embedded local site (no -e EXECUTORS)"
     check_labels(workflow, [LOCAL_LABEL], source)
+    hub = monitoring(str(workflow), monitor)
+    watch = watch or Watch()
     interrupts = Interrupts()
     interrupts.install()
     record, resumed = new_record(str(workflow.resolve()), resume)
+    watch.record = record
     routing = Routing(retries=retries)
 
     def fresh() -> Config:
-        return local_config(record.directory, routing, resumed)
+        return local_config(record.directory, routing, resumed, hub and hub())
 
     try:
         with (
-            loaded(fresh(), fresh, source, record, interrupts) as dfks,
+            loaded(fresh(), fresh, source, record, interrupts, watch.tracker) as dfks,
             record.stage(RunStatus.WORKFLOW),
+            shown(watch.tracker, watch.interval),
         ):
             return run_script(workflow, args, dfks)
     finally:
         with interrupts.shielded():
             record.teardown()
+        print_summary(watch.tracker)
 
 
 def plan_sites(
@@ -246,12 +270,17 @@ def on_sites(
     interrupts: Interrupts,
     retries: int | None = None,
     resume: RunRecord | None = None,
+    watch: Watch | None = None,
+    monitor: bool = False,
 ) -> Iterator[Stages]:
     """The stages of a run on these executors (`source` names them in errors): inventory,
     provision, tunnels, then the loads (pwrun.run.loaded) while open; teardown on exit, also
     after a failure or KeyboardInterrupt. `pwrun run` and pwrun.session() both run these.
     `retries` (None: the workflow's) and ranked failover apply to every task; `resume` is a run
-    whose checkpointed tasks are not run again."""
+    whose checkpointed tasks are not run again.
+    `watch` follows the tasks (a summary table at the end); `monitor`: Parsl's monitoring."""
+    watch = watch or Watch()
+    hub = monitoring(workflow, monitor)
     started = time.perf_counter()
     remote = {label: spec for label, spec in specs.items() if isinstance(spec, ClusterSpec)}
     if not remote:
@@ -272,6 +301,7 @@ def on_sites(
     remote = {label: spec for label, spec in remote.items() if spec.site in homes}
     targets = {site: target for site, target in targets.items() if site in homes}
     record, resumed = new_record(workflow, resume)
+    watch.record = record
     record.timings["inventory"] = round(time.perf_counter() - started, 3)
     lost_sites = ""  # the sites lost during the run that stopped it, if any
     try:
@@ -305,7 +335,9 @@ def on_sites(
         specs = schedulers_chosen(specs, source, hosts, facts, record)  # every executor recorded
 
         def fresh() -> Config:
-            return render(specs, endpoints, record.directory, cert_dir, routing, resumed)
+            return render(
+                specs, endpoints, record.directory, cert_dir, routing, resumed, hub and hub()
+            )
 
         config = fresh()
         (record.directory / state.RENDERED_CONFIG).write_text(repr(config))
@@ -321,7 +353,7 @@ def on_sites(
                 stop_run(site, why)
 
         with (
-            loaded(config, fresh, source, record, interrupts) as dfks,
+            loaded(config, fresh, source, record, interrupts, watch.tracker) as dfks,
             supervised(record, on_lost) as supervisor,
         ):
             try:
@@ -336,6 +368,7 @@ def on_sites(
     finally:
         with interrupts.shielded():
             problems = record.teardown()
+        print_summary(watch.tracker)
         err.print(
             " · ".join(f"{name} {seconds:.1f}s" for name, seconds in record.timings.items())
             + f"  ({record.directory})",
@@ -359,9 +392,13 @@ def run_on_sites(
     inventory: Path | None,
     retries: int | None = None,
     resume: RunRecord | None = None,
+    watch: Watch | None = None,
+    monitor: bool = False,
 ) -> int:
     """The whole run: the stages (on_sites) around the workflow, under pwrun's own signal
-    handling. `retries` wins over the executors file's; `resume`: see on_sites."""
+    handling. `retries` wins over the executors file's; `resume`: see on_sites; `watch` shows
+    its progress; `monitor`: with Parsl's monitoring."""
+    watch = watch or Watch()
     interrupts = Interrupts()
     interrupts.install()
     loaded_file = load_executors_file(executors_file)
@@ -377,9 +414,12 @@ def run_on_sites(
             interrupts,
             retries,
             resume,
+            watch,
+            monitor,
         ) as run,
         run.record.stage(RunStatus.WORKFLOW),
-    ):
+        shown(watch.tracker, watch.interval),
+    ):  # fmt: skip
         return run_script(workflow, args, run.dfks)
 
 

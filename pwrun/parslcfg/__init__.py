@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,9 +11,11 @@ from parsl.config import Config
 from parsl.dataflow.memoization import BasicMemoizer
 from parsl.executors import HighThroughputExecutor
 from parsl.executors.base import ParslExecutor
+from parsl.monitoring import MonitoringHub
 from parsl.providers import LocalProvider
 
 from pwrun import state
+from pwrun.errors import PwrunError
 from pwrun.parslcfg.compat import INTERCHANGE_LAUNCH_CMD
 from pwrun.parslcfg.executors import LOCAL_SITE, LocalSpec
 from pwrun.parslcfg.failover import Routing
@@ -57,8 +60,10 @@ def run_config(
     run_dir: Path,
     routing: Routing | None = None,
     resume: Sequence[str] = (),
+    monitoring: MonitoringHub | None = None,
 ) -> Config:
-    """A run's Config: these executors, Parsl writing under the run's directory, failed tries
+    """A run's Config: these executors, Parsl writing under the run's directory (monitoring's
+    database too: `<run_dir>/runinfo/monitoring.db`), failed tries
     routed by `routing`, finished tasks checkpointed as they end (in `runinfo/NNN/checkpoint`)
     and those of the checkpoint directories `resume` not run again (none given: those of the
     run's earlier DataFlowKernels, as in Parsl)."""
@@ -71,11 +76,33 @@ def run_config(
         retries=routing.retries or 0,
         retry_handler=routing,
         memoizer=BasicMemoizer(checkpoint_mode="task_exit", checkpoint_files=list(resume) or None),
+        monitoring=monitoring,
     )
 
 
 def local_config(
-    run_dir: Path, routing: Routing | None = None, resume: Sequence[str] = ()
+    run_dir: Path,
+    routing: Routing | None = None,
+    resume: Sequence[str] = (),
+    monitoring: MonitoringHub | None = None,
 ) -> Config:
     """The embedded default: one local executor, labelled 'local'."""
-    return run_config([local_executor()], run_dir, routing, resume)
+    return run_config([local_executor()], run_dir, routing, resume, monitoring)
+
+
+def check_monitoring() -> None:
+    """Refuse `--monitor` without Parsl's monitoring and visualization extras."""
+    missing = [name for name in ("sqlalchemy", "flask_sqlalchemy", "pandas", "plotly")
+               if importlib.util.find_spec(name) is None]  # fmt: skip
+    if missing:
+        raise PwrunError(
+            f"--monitor needs Parsl's monitoring extras ({', '.join(missing)} missing): "
+            "pip install 'pwrun[monitor]'"
+        )
+
+
+def monitoring_hub(workflow_name: str) -> MonitoringHub:
+    """Parsl's monitoring for a run, named after its workflow. Workers send their messages
+    through HTEX's own channel to the interchange (HTEXRadio, Parsl's default): on a cluster,
+    the run's encrypted connection through its tunnel."""
+    return MonitoringHub(workflow_name=workflow_name, resource_monitoring_interval=10)

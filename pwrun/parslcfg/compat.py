@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import datetime
 import functools
 import inspect
 import os
@@ -22,7 +23,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from string import Template
 from types import FunctionType
-from typing import Any
+from typing import Any, NamedTuple
 
 import parsl
 import zmq
@@ -33,6 +34,8 @@ from parsl.app.errors import RemoteExceptionWrapper, wrap_error
 from parsl.config import Config
 from parsl.data_provider.files import File
 from parsl.dataflow.dflow import DataFlowKernelLoader
+from parsl.dataflow.futures import AppFuture
+from parsl.dataflow.states import States
 from parsl.errors import NoDataFlowKernelError
 from parsl.executors import HighThroughputExecutor
 from parsl.executors.base import ParslExecutor
@@ -562,3 +565,112 @@ def loads_on_demand(
                 if not each.cleanup_called:
                     each.cleanup()
             parsl.clear()
+
+
+# --- watching a DFK's tasks and executors (live progress, reports) --------------------------
+
+# A task's state as pwrun reports it, from Parsl's States: `pending` (waiting for dependencies
+# or a retry), `running` (handed to an executor: queued at its interchange or on a worker),
+# `done`, `failed` (dependency failures included).
+TASK_STATES = {
+    States.pending: "pending", States.fail_retryable: "pending",
+    States.launched: "running", States.running: "running", States.running_ended: "running",
+    States.joining: "running",
+    States.exec_done: "done", States.memo_done: "done",
+    States.failed: "failed", States.dep_fail: "failed",
+}  # fmt: skip
+
+
+class TaskView(NamedTuple):
+    """What pwrun reads of one task."""
+
+    id: int
+    app: str  # the app function's name
+    label: str  # the executor its latest try was given to
+    state: str  # one of TASK_STATES' values
+    retries: int  # tries after the first
+    invoked: datetime.datetime | None  # when the app was called
+    returned: datetime.datetime | None  # when it ended (done or failed)
+
+
+def task_view(future: AppFuture) -> TaskView:
+    """Relies on: an AppFuture's `task_record` with keys `id`, `func_name`, `executor` (set at
+    submission, and changed by a retry_handler that moves a retry elsewhere), `status` (a
+    States), `try_id` (0 for the first try, one more per retry), `time_invoked` and
+    `time_returned`."""
+    record = future.task_record
+    return TaskView(
+        record["id"],
+        record["func_name"],
+        record["executor"],
+        TASK_STATES.get(record["status"], "pending"),
+        record["try_id"],
+        record.get("time_invoked"),
+        record.get("time_returned"),
+    )
+
+
+def watch_tasks(
+    dfk: DataFlowKernel,
+    submitted: Callable[[AppFuture], object],
+    ended: Callable[[AppFuture], object],
+    closing: Callable[[], None],
+) -> None:
+    """Tell `submitted` of every task the DFK takes (its AppFuture), then `ended` when it
+    ends (from the thread that ends it: keep it short), and `closing` when the DFK starts
+    cleaning up, before its executors shut down.
+
+    Relies on: apps submitting through `dfk.submit(...)` and the DFK cleaning up through
+    `self.cleanup()` (its `with` block, its atexit hook, pwrun's own), both looked up on the
+    instance, so an instance attribute takes their place; `submit` returning an AppFuture; a
+    task's final `status` being set before its AppFuture's done-callbacks run.
+    """
+    submit, cleanup = dfk.submit, dfk.cleanup
+
+    @functools.wraps(submit)
+    def watched_submit(*args: Any, **kwargs: Any) -> AppFuture:
+        future = submit(*args, **kwargs)
+        submitted(future)
+        future.add_done_callback(ended)  # type: ignore[arg-type]  # called with `future`
+        return future
+
+    @functools.wraps(cleanup)
+    def watched_cleanup() -> None:
+        closing()
+        cleanup()
+
+    dfk.submit = watched_submit  # type: ignore[method-assign]
+    dfk.cleanup = watched_cleanup  # type: ignore[method-assign]
+
+
+def executor_activity(executor: object) -> tuple[int, int] | None:
+    """An executor's blocks that are not over (pending or running) and its connected workers;
+    None for an executor without blocks (the DFK's internal one). Asks the interchange, so it
+    must not run once the DFK cleans up (see watch_tasks' `closing`).
+
+    Relies on: BlockProviderExecutor's `status_facade` (the job status poller's latest block
+    states, JobStatus with `terminal`), HTEX's `connected_managers()` (dicts with `worker_count`
+    and `active`, asked over its command channel) and `bad_state_is_set`.
+    """
+    if not isinstance(executor, HighThroughputExecutor):
+        return None
+    blocks = sum(not status.terminal for status in executor.status_facade.values())
+    if executor.bad_state_is_set:
+        return blocks, 0
+    managers = executor.connected_managers()
+    return blocks, sum(m["worker_count"] for m in managers if m["active"])
+
+
+# --- monitoring -----------------------------------------------------------------------------
+
+MONITORING_DB = "monitoring.db"  # MonitoringHub's default database, in the Config's run_dir
+
+
+def visualize_command(database: Path, address: str, port: int) -> list[str]:
+    """parsl-visualize serving `database` on `address`:`port`.
+
+    Relies on: `parsl.monitoring.visualization.app` being parsl-visualize's module (its
+    `cli_run` when run as __main__), taking a database URL and `--listen`/`--port`.
+    """
+    return [sys.executable, "-m", "parsl.monitoring.visualization.app",
+            f"sqlite:///{database}", "--listen", address, "--port", str(port)]  # fmt: skip

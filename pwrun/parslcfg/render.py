@@ -16,6 +16,7 @@ from parsl.config import Config
 from parsl.curvezmq import create_certificates
 from parsl.executors.base import ParslExecutor
 from parsl.launchers import SingleNodeLauncher
+from parsl.monitoring import MonitoringHub
 from parsl.providers.cluster_provider import ClusterProvider
 
 from pwrun.data.cache import OBJECTS_DIR, ObjectCache
@@ -137,6 +138,7 @@ def render(
     cert_dir: Path,
     routing: Routing | None = None,
     resume: Sequence[str] = (),
+    monitoring: MonitoringHub | None = None,
 ) -> Config:
     """The run's Config: one executor per label, in the order of the executors file, failed
     tries routed by `routing` and the checkpoints in `resume` reused (see `run_config`).
@@ -162,4 +164,4 @@ def render(
         if store not in stores:
             stores[store] = SiteFiles(site.site, *store)
         executors.append(site_executor(label, spec, site, str(cert_dir), stores[store], objects))
-    return run_config(executors, run_dir, routing, resume)
+    return run_config(executors, run_dir, routing, resume, monitoring)

@@ -30,7 +30,8 @@ APP_DECORATORS = frozenset({"python_app", "bash_app", "join_app"})
 
 def merge(workflow: Config, run: Config, source: str) -> Config:
     """The Config loaded for the workflow's `parsl.load(workflow)`: the run's executors of the
-    workflow's labels (in its order) and REPLACED settings, the workflow's KEPT settings."""
+    workflow's labels (in its order) and REPLACED settings, the workflow's KEPT settings
+    (its monitoring, else the run's)."""
     executors = {executor.label: executor for executor in run.executors}
     labels = [executor.label for executor in workflow.executors]
     for label in labels:
@@ -49,6 +50,7 @@ def merge(workflow: Config, run: Config, source: str) -> Config:
         routing.use([executors[label] for label in labels])
     if workflow.memoizer is None:  # Parsl's default: the run's, which checkpoints
         settings["memoizer"] = run.memoizer
+    settings["monitoring"] = workflow.monitoring or run.monitoring  # the run's: `--monitor`
     return Config(**settings | {"executors": [executors[label] for label in labels]})
 
 

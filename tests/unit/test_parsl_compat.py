@@ -22,6 +22,7 @@ from parsl.curvezmq import _load_certificate
 from parsl.dataflow.dependency_resolvers import DEEP_DEPENDENCY_RESOLVER
 from parsl.dataflow.dflow import DataFlowKernelLoader
 from parsl.dataflow.memoization import BasicMemoizer
+from parsl.dataflow.states import States
 from parsl.errors import ConfigurationError, NoDataFlowKernelError
 from parsl.executors import HighThroughputExecutor, ThreadPoolExecutor
 from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
@@ -410,6 +411,12 @@ class TestLoadedHighThroughputExecutor:
         assert compat.INTERNAL_EXECUTOR in loaded.executors
         assert compat.executor_labels(loaded) == ["site"]
 
+    def test_activity_is_blocks_not_over_and_connected_workers(
+        self, loaded: DataFlowKernel
+    ) -> None:
+        assert compat.executor_activity(self.htex(loaded)) == (0, 0)  # init_blocks=0, no worker
+        assert compat.executor_activity(loaded.executors[compat.INTERNAL_EXECUTOR]) is None
+
     def test_an_unknown_label_is_named_by_the_error(self, loaded: DataFlowKernel) -> None:
         @python_app(executors=["nope"])
         def app() -> None:
@@ -491,6 +498,49 @@ def test_an_apps_exception_is_its_result_and_the_dfk_raises_it(recording: Record
         future.result(timeout=30)
     ((func, args, kwargs),) = recording.calls
     assert compat.app_failed(func(*args, **kwargs)) and not compat.app_failed(None)
+
+
+# --- watching a DFK's tasks -------------------------------------------------------------------
+
+
+def test_every_parsl_task_state_has_a_reported_state() -> None:
+    assert set(compat.TASK_STATES) == set(States)
+    assert set(compat.TASK_STATES.values()) == {"pending", "running", "done", "failed"}
+
+
+def test_watched_tasks_end_in_their_final_state_with_their_tries(tmp_path: Path) -> None:
+    """The record's final status is set before the AppFuture's callbacks run; a retry keeps the
+    record, one more try_id; `closing` comes before the executors shut down."""
+    seen: list[compat.TaskView] = []
+    ended: list[compat.TaskView] = []
+    closing: list[bool] = []
+    executor = ThreadPoolExecutor(label="pool", max_threads=2)
+    marker = tmp_path / "tried"
+
+    @python_app(executors=["pool"])
+    def flaky(path: str) -> str:
+        if not os.path.exists(path):
+            open(path, "w").close()
+            raise RuntimeError("first try fails")
+        return "second try"
+
+    @python_app(executors=["pool"])
+    def fails() -> None:
+        raise KeyError("always")
+
+    config = Config(executors=[executor], run_dir=str(tmp_path / "runinfo"), retries=1)
+    with parsl.load(config) as dfk:
+        compat.watch_tasks(dfk, lambda future: seen.append(compat.task_view(future)),
+                           lambda future: ended.append(compat.task_view(future)),
+                           lambda: closing.append(dfk.cleanup_called))  # fmt: skip
+        assert flaky(str(marker)).result(timeout=30) == "second try"
+        with pytest.raises(KeyError):
+            fails().result(timeout=30)
+    assert [(t.app, t.label) for t in seen] == [("flaky", "pool"), ("fails", "pool")]
+    assert [(t.app, t.state, t.retries) for t in ended] == [("flaky", "done", 1),
+                                                           ("fails", "failed", 1)]  # fmt: skip
+    assert all(t.invoked and t.returned and t.returned >= t.invoked for t in ended)
+    assert closing == [False] and dfk.cleanup_called  # told once, before its cleanup began
 
 
 # --- failover --------------------------------------------------------------------------------
