@@ -21,7 +21,13 @@ from pwrun.console import err, error
 from pwrun.errors import InfrastructureError, PwrunError
 from pwrun.parslcfg import LOCAL_LABEL, compat, local_config
 from pwrun.parslcfg.executors import ClusterSpec, load_executors
-from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
+from pwrun.parslcfg.render import (
+    SiteEndpoint,
+    copy_certificates,
+    make_certificates,
+    refusals,
+    render,
+)
 from pwrun.parslcfg.workflow import check_labels, merge, summary
 from pwrun.process import Interrupts, ProcessRef
 from pwrun.provision.inventory import (
@@ -175,6 +181,7 @@ def run_on_sites(
                     label: dataclasses.replace(
                         future.result(),
                         worker_init=facts[remote[label].site].get("pwrun_worker_init", ""),
+                        facts=facts[remote[label].site],
                     )
                     for label, future in opening.items()
                 }
@@ -184,6 +191,10 @@ def run_on_sites(
 
         config = fresh()
         (record.directory / state.RENDERED_CONFIG).write_text(repr(config))
+        for label, said in refusals(config, record.directory).items():
+            raise PwrunError(
+                f"{executors_file}: {label}: {specs[label].site} refuses its blocks: {said}"
+            )
         with loaded(config, fresh, str(executors_file), record, interrupts) as dfks:
             with record.stage(RunStatus.WORKFLOW):
                 code = run_script(workflow, args, dfks)

@@ -55,6 +55,9 @@ MAX_NODES_PER_BLOCK = 10_000
 MAX_BLOCKS = 10_000
 MAX_WORKERS_PER_NODE = 4096
 MAX_CORES_PER_WORKER = 4096
+MAX_CORES_PER_NODE = 4096
+MAX_MEM_PER_NODE_GB = 65_536
+MAX_GPUS_PER_NODE = 64
 WALLTIME = r"^[0-9]{1,4}:[0-5][0-9]:[0-5][0-9]$"  # H:MM:SS, up to 9999 hours
 
 
@@ -71,6 +74,12 @@ def _some_time(walltime: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
+# Written unquoted into #SBATCH lines: Slurm's names (partitions: a comma-separated list), and
+# constraint expressions (features joined by & | , with counts, brackets and parentheses).
+SlurmNames = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$")]
+SlurmName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+Constraint = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.,&|*!:\[\]()-]+$")]
+Launcher: TypeAlias = Literal["srun", "single_node", "mpiexec", "simple"]
 
 
 class _Spec(BaseModel):
@@ -129,28 +138,82 @@ class LocalSpec(_Spec):
 
 
 class ClusterSpec(_Spec):
-    """A label whose blocks are Slurm jobs on a cluster of the inventory."""
+    """A label whose blocks are Slurm jobs on a cluster of the inventory (an HTEX; `MpiSpec`
+    for `kind: mpi`)."""
 
     site: validation.ClusterName = Field(description="Inventory host (cluster name).")
-    partition: Text | None = None
+    kind: Literal["htex"] = Field("htex", description="htex, or mpi for an MPIExecutor.")
+    partition: SlurmNames | None = None
     nodes_per_block: int = Field(1, ge=1, le=MAX_NODES_PER_BLOCK)
     walltime: Annotated[str, AfterValidator(_some_time)] = Field("00:30:00", pattern=WALLTIME)
     scheduler_options: Text = ""
     run_dir: validation.RemotePath = Field(
         "~/.pwrun/runs", description="Directory on the site under which each run keeps its files."
     )
+    launcher: Launcher | None = Field(
+        None, description="How a block starts its worker pools (srun: one on every node)."
+    )
+    account: SlurmName | None = None
+    qos: SlurmName | None = None
+    constraint: Constraint | None = None
+    exclusive: bool = False
+    mem_per_node: int | None = Field(None, ge=1, le=MAX_MEM_PER_NODE_GB, description="GB")
+    cores_per_node: int | None = Field(None, ge=1, le=MAX_CORES_PER_NODE)
+    gpus_per_node: int | None = Field(None, ge=1, le=MAX_GPUS_PER_NODE)
+
+    def launcher_name(self) -> Launcher:
+        """The launcher asked for, else srun for a multi-node block, single_node otherwise."""
+        return self.launcher or ("srun" if self.nodes_per_block > 1 else "single_node")
+
+
+class MpiSpec(ClusterSpec):
+    """A cluster label whose tasks are MPI applications (Parsl's MPIExecutor): one pool per
+    block, on its first node, runs `max_workers_per_block` apps at once across the block's
+    nodes, each launched with `$PARSL_MPI_PREFIX`."""
+
+    kind: Literal["mpi"] = Field(description="mpi: Parsl's MPIExecutor.")  # type: ignore[assignment]
+    mpi_launcher: Literal["srun", "mpiexec"] = "srun"
+    max_workers_per_block: int = Field(1, ge=1, le=MAX_NODES_PER_BLOCK)
+
+    @field_validator("max_workers_per_node", "cores_per_worker", "gpus_per_node")
+    @classmethod
+    def _htex_only(cls, value: Any) -> Any:
+        """Given explicitly (defaults are not validated), these have no meaning here."""
+        raise ValueError("not allowed with kind: mpi (MPIExecutor: see max_workers_per_block)")
+
+    @field_validator("launcher")
+    @classmethod
+    def _simple_launcher(cls, launcher: Launcher | None) -> Launcher | None:
+        if launcher not in (None, "simple"):
+            raise ValueError("kind: mpi starts its pool with the simple launcher only")
+        return launcher
+
+    @model_validator(mode="after")
+    def _workers_fit_block(self) -> Self:
+        if self.max_workers_per_block > self.nodes_per_block:
+            raise ValueError(
+                f"max_workers_per_block ({self.max_workers_per_block}) is more than "
+                f"nodes_per_block ({self.nodes_per_block}): each MPI app needs a node at least"
+            )
+        return self
+
+    def launcher_name(self) -> Launcher:
+        return "simple"
 
 
 ExecutorSpec: TypeAlias = LocalSpec | ClusterSpec
 # Refused on site local, each named: a cluster's field there would otherwise mean nothing.
-CLUSTER_ONLY = frozenset(ClusterSpec.model_fields) - frozenset(LocalSpec.model_fields)
+CLUSTER_ONLY = frozenset(MpiSpec.model_fields) - frozenset(LocalSpec.model_fields)
+MPI_ONLY = frozenset(MpiSpec.model_fields) - frozenset(ClusterSpec.model_fields)
 NOT_LOCAL = f"not allowed on site {LOCAL_SITE} (a cluster field)"
+NOT_HTEX = "allowed with kind: mpi only"
 
 
 def executor_spec(entry: Mapping[Any, Any]) -> ExecutorSpec:
-    """One entry validated as the model its `site` chooses."""
-    model = LocalSpec if entry.get("site") == LOCAL_SITE else ClusterSpec
-    return model.model_validate(entry)
+    """One entry validated as the model its `site` (and on a cluster its `kind`) chooses."""
+    if entry.get("site") == LOCAL_SITE:
+        return LocalSpec.model_validate(entry)
+    return (MpiSpec if entry.get("kind") == "mpi" else ClusterSpec).model_validate(entry)
 
 
 class FieldError(ValueError):
@@ -326,17 +389,26 @@ def _name(part: object) -> str:
 def describe(label: object, exc: ValueError, origin: Mapping[str, tuple[str, ...]] = {}) -> str:
     """Every problem as `label.field: message`; `origin` renames fields (legacy names)."""
     if isinstance(exc, ValidationError):
+        local = exc.title == LocalSpec.__name__
         return describe_validation(
-            exc, (label,), name=_name, rename=lambda loc: _renamed(loc, origin), explain=_explain
+            exc,
+            (label,),
+            name=_name,
+            rename=lambda loc: _renamed(loc, origin),
+            explain=lambda error: _explain(error, local),
         )
     loc = exc.loc if isinstance(exc, FieldError) else ()
     return f"{dotted((label, *loc), _name)}: {exc}"
 
 
-def _explain(error: ErrorDetails) -> str:
-    """Pydantic's message, but a cluster's field on site local says so."""
-    if error["type"] == "extra_forbidden" and error["loc"][:1] and error["loc"][0] in CLUSTER_ONLY:
-        return NOT_LOCAL
+def _explain(error: ErrorDetails, local: bool) -> str:
+    """Pydantic's message, but a cluster's field on site local, or an MPI field on an HTEX
+    label, says so."""
+    field = error["loc"][0] if error["loc"] else None
+    if error["type"] == "extra_forbidden" and field in (CLUSTER_ONLY if local else MPI_ONLY):
+        return NOT_LOCAL if local else NOT_HTEX
+    if error["type"] == "literal_error" and field == "kind":
+        return "Input should be 'htex' or 'mpi'"
     return validation_message(error)
 
 

@@ -7,26 +7,31 @@ here and copied to the site.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from parsl.config import Config
 from parsl.curvezmq import create_certificates
 from parsl.executors import HighThroughputExecutor
 
+from pwrun.cluster.slurm import node_shape
 from pwrun.data.cache import OBJECTS_DIR, ObjectCache
 from pwrun.parslcfg import local_executor, run_config
+from pwrun.parslcfg.blocks import plan_blocks, slurm_options
 from pwrun.parslcfg.compat import (
     CLIENT_KEY,
-    INTERCHANGE_LAUNCH_CMD,
     SERVER_KEY,
+    launch_interchange,
     site_server_key,
     use_certificates,
     worker_launch_cmd,
 )
-from pwrun.parslcfg.executors import ClusterSpec, ExecutorSpec, LocalSpec
-from pwrun.parslcfg.remote import RemoteSlurmProvider
-from pwrun.parslcfg.staging import SiteExecutor
+from pwrun.parslcfg.executors import ClusterSpec, ExecutorSpec, LocalSpec, MpiSpec
+from pwrun.parslcfg.remote import RemoteSchedulerMixin, RemoteSlurmProvider
+from pwrun.parslcfg.staging import SiteExecutor, SiteMPIExecutor
 from pwrun.transport.files import SiteFiles, store_dir
 from pwrun.transport.ssh import SSHTarget
 
@@ -42,6 +47,7 @@ class SiteEndpoint:
     remote_port: int  # the tunnel's port on the login node's internal address
     remote_dir: str  # this executor's directory on the site (absolute), removed at teardown
     worker_init: str  # activates the provisioned env
+    facts: Mapping[str, Any] = field(default_factory=dict)  # the cluster's (node sizes)
 
 
 def site_executor(
@@ -51,14 +57,15 @@ def site_executor(
     cert_dir: str,
     files: SiteFiles,
     objects: ObjectCache,
-) -> SiteExecutor:
-    """One HTEX whose blocks are Slurm jobs on `site`, submitted over ssh; its tasks' files
-    and streams move through `files`, their objects through `objects`."""
+) -> SiteExecutor | SiteMPIExecutor:
+    """One encrypted executor (an HTEX, or an MPIExecutor for `kind: mpi`) whose blocks are
+    Slurm jobs on `site`, submitted over ssh; its tasks' files and streams move through
+    `files`, their objects through `objects`."""
     remote_cert_dir = f"{site.remote_dir}/certificates"
+    blocks = plan_blocks(spec, node_shape(site.facts, spec.partition))
     provider = RemoteSlurmProvider(
         ssh=site.ssh,
         remote_dir=site.remote_dir,
-        partition=spec.partition,
         nodes_per_block=spec.nodes_per_block,
         init_blocks=spec.init_blocks,
         min_blocks=spec.min_blocks,
@@ -67,24 +74,51 @@ def site_executor(
         walltime=spec.walltime,
         scheduler_options=spec.scheduler_options,
         worker_init=spec.shell_init(site.worker_init),
-        exclusive=False,
         cmd_timeout=60,
+        **slurm_options(spec, blocks),
     )
-    executor = SiteExecutor(
-        label=label,
-        address="127.0.0.1",
-        worker_port=site.local_port,
-        launch_cmd=worker_launch_cmd(site.internal_address, site.remote_port, remote_cert_dir),
-        cores_per_worker=spec.cores_per_worker,
-        max_workers_per_node=spec.max_workers_per_node,
-        worker_logdir_root=f"{site.remote_dir}/worker_logs",
-        provider=provider,
-        encrypted=True,
-        interchange_launch_cmd=list(INTERCHANGE_LAUNCH_CMD),
-    )
+    common: dict[str, Any] = {
+        "label": label,
+        "address": "127.0.0.1",
+        "worker_port": site.local_port,
+        "launch_cmd": worker_launch_cmd(site.internal_address, site.remote_port, remote_cert_dir),
+        "worker_logdir_root": f"{site.remote_dir}/worker_logs",
+        "provider": provider,
+        "encrypted": True,
+    }
+    executor: SiteExecutor | SiteMPIExecutor
+    if isinstance(spec, MpiSpec):
+        executor = SiteMPIExecutor(
+            **common,
+            max_workers_per_block=spec.max_workers_per_block,
+            mpi_launcher=spec.mpi_launcher,
+        )
+    else:
+        executor = SiteExecutor(
+            **common,
+            cores_per_worker=spec.cores_per_worker,
+            max_workers_per_node=blocks.max_workers_per_node,
+            available_accelerators=blocks.accelerators(),
+        )
+    launch_interchange(executor)
     use_certificates(executor, cert_dir)
     executor.attach(files, site.remote_dir, objects)
     return executor
+
+
+def refusals(config: Config, run_dir: Path) -> dict[str, str]:
+    """Per executor label, its scheduler's refusal of its blocks, asked of every site at once
+    before any block is submitted (scripts under `run_dir`/submit_checks)."""
+    script_dir = run_dir / "submit_checks"
+    script_dir.mkdir(exist_ok=True)
+    providers: dict[str, RemoteSchedulerMixin] = {}
+    for executor in config.executors:
+        if isinstance(executor, HighThroughputExecutor):
+            if isinstance(provider := executor.provider, RemoteSchedulerMixin):
+                providers[executor.label] = provider
+    with ThreadPoolExecutor(len(providers) or 1, thread_name_prefix="pwrun-check") as pool:
+        asked = {label: pool.submit(p.refusal, str(script_dir)) for label, p in providers.items()}
+        return {label: said for label, future in asked.items() if (said := future.result())}
 
 
 def make_certificates(run_dir: Path) -> Path:
