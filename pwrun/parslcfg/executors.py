@@ -255,7 +255,8 @@ LEGACY_IGNORED = {
 }  # fmt: skip
 LEGACY_PROVIDER_KEYS = {
     "partition", "nodes_per_block", "init_blocks", "min_blocks", "max_blocks", "parallelism",
-    "walltime", "scheduler_options", "worker_init",
+    "walltime", "scheduler_options", "worker_init", "account", "qos", "constraint", "exclusive",
+    "mem_per_node", "cores_per_node", "gpus_per_node",
 }  # fmt: skip
 
 

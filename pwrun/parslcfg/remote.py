@@ -77,7 +77,8 @@ class RemoteSlurmProvider(RemoteSchedulerMixin, SlurmProvider):
         try:
             self.submit("true", 1, "pwrun-check")
         except SubmitException as exc:
-            said = " ".join(str(exc.stderr or exc.stdout or exc.message).split())
+            lines = str(exc.stderr or exc.stdout or exc.message).splitlines()
+            said = "; ".join(" ".join(line.split()) for line in lines if line.strip())
             if exc.retcode in (-1, 255):  # a timeout, or ssh's own failure
                 raise InfrastructureError(f"{self.ssh.host}: sbatch --test-only: {said}") from None
             if exc.retcode != 0:  # 0: accepted (--test-only prints no job id)

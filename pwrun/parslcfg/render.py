@@ -113,9 +113,9 @@ def refusals(config: Config, run_dir: Path) -> dict[str, str]:
     script_dir.mkdir(exist_ok=True)
     providers: dict[str, RemoteSchedulerMixin] = {}
     for executor in config.executors:
-        if isinstance(executor, HighThroughputExecutor):
-            if isinstance(provider := executor.provider, RemoteSchedulerMixin):
-                providers[executor.label] = provider
+        provider = getattr(executor, "provider", None)  # HTEX and MPIExecutor have one
+        if isinstance(provider, RemoteSchedulerMixin):
+            providers[executor.label] = provider
     with ThreadPoolExecutor(len(providers) or 1, thread_name_prefix="pwrun-check") as pool:
         asked = {label: pool.submit(p.refusal, str(script_dir)) for label, p in providers.items()}
         return {label: said for label, future in asked.items() if (said := future.result())}
