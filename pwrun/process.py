@@ -84,6 +84,30 @@ class ProcessRef:
             wait_until(lambda: not self.alive(), wait)
 
 
+_hosted = 0  # open hosted() blocks
+_hosting = threading.Lock()
+
+
+@contextlib.contextmanager
+def hosted() -> Iterator[None]:
+    """While open, pwrun installs no signal handler: its host (a Jupyter kernel, a program using
+    pwrun.session) owns SIGINT and SIGTERM, and its KeyboardInterrupt stops pwrun's work the way
+    any exception does, through teardown."""
+    global _hosted
+    with _hosting:
+        _hosted += 1
+    try:
+        yield
+    finally:
+        with _hosting:
+            _hosted -= 1
+
+
+def owns_signals() -> bool:
+    """Whether pwrun may handle signals here: on the main thread, outside hosted()."""
+    return threading.current_thread() is threading.main_thread() and not _hosted
+
+
 def _install(handler: Callable[[int, Any], None]) -> None:
     for signum in STOP_SIGNALS:
         signal.signal(signum, handler)
@@ -91,8 +115,8 @@ def _install(handler: Callable[[int, Any], None]) -> None:
 
 @contextlib.contextmanager
 def _handlers(handler: Callable[[int, Any], None]) -> Iterator[None]:
-    """`handler` for SIGINT and SIGTERM for a while (main thread only; elsewhere a no-op)."""
-    if threading.current_thread() is not threading.main_thread():
+    """`handler` for SIGINT and SIGTERM for a while (where pwrun owns signals; else a no-op)."""
+    if not owns_signals():
         yield
         return
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
@@ -128,7 +152,9 @@ class Interrupts:
         self._told = False
 
     def install(self) -> None:
-        _install(self._raise)
+        """Handle SIGINT and SIGTERM from now on (where pwrun owns signals; else a no-op)."""
+        if owns_signals():
+            _install(self._raise)
 
     @contextlib.contextmanager
     def shielded(self) -> Iterator[None]:

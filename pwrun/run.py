@@ -20,7 +20,7 @@ from pwrun import state
 from pwrun.console import err, error
 from pwrun.errors import InfrastructureError, PwrunError
 from pwrun.parslcfg import LOCAL_LABEL, compat, local_config
-from pwrun.parslcfg.executors import ClusterSpec, load_executors
+from pwrun.parslcfg.executors import ClusterSpec, ExecutorSpec, load_executors
 from pwrun.parslcfg.render import (
     SiteEndpoint,
     copy_certificates,
@@ -126,13 +126,13 @@ def run_workflow(workflow: Path, args: list[str]) -> int:
 
 
 def plan_sites(
-    remote: dict[str, ClusterSpec], hosts: dict[str, dict[str, Any]], executors_file: Path
+    remote: dict[str, ClusterSpec], hosts: dict[str, dict[str, Any]], source: str
 ) -> dict[str, SSHTarget]:
     """Check that every cluster label's site exists in the inventory, is on and is reachable
     by valid ssh settings, before anything is made; how pwrun reaches each site."""
     targets: dict[str, SSHTarget] = {}
     for label, spec in remote.items():
-        where = f"{executors_file}: {label}.site"
+        where = f"{source}: {label}.site"
         if spec.site not in hosts:
             known = ", ".join(sorted(hosts)) or "none"
             raise PwrunError(f"{where}: no cluster {spec.site!r} in the inventory (known: {known})")
@@ -144,25 +144,36 @@ def plan_sites(
     return targets
 
 
-def run_on_sites(
-    workflow: Path, args: list[str], executors_file: Path, inventory: Path | None
-) -> int:
-    """The whole run: inventory, provision, tunnels, workflow; teardown also on failure."""
-    interrupts = Interrupts()
-    interrupts.install()
+@dataclasses.dataclass(frozen=True)
+class Stages:
+    """A run whose sites are ready: its record, and the DFKs its loads made so far."""
+
+    record: RunRecord
+    dfks: list[DataFlowKernel]
+
+
+@contextlib.contextmanager
+def on_sites(
+    specs: dict[str, ExecutorSpec],
+    source: str,
+    inventory: Path | None,
+    workflow: str,
+    interrupts: Interrupts,
+) -> Iterator[Stages]:
+    """The stages of a run on these executors (`source` names them in errors): inventory,
+    provision, tunnels, then the loads (pwrun.run.loaded) while open; teardown on exit, also
+    after a failure or KeyboardInterrupt. `pwrun run` and pwrun.session() both run these."""
     started = time.perf_counter()
-    specs = load_executors(executors_file)
-    check_labels(workflow, specs, str(executors_file))
     remote = {label: spec for label, spec in specs.items() if isinstance(spec, ClusterSpec)}
     if not remote:
         clusters = Inventory.empty()
     elif inventory is None:
-        raise PwrunError(f"{executors_file}: {next(iter(remote))}.site: clusters need -i INVENTORY")
+        raise PwrunError(f"{source}: {next(iter(remote))}.site: clusters need -i INVENTORY")
     else:
         clusters = read_inventory(inventory)
     hosts = clusters.hosts
-    targets = plan_sites(remote, hosts, executors_file)
-    record = RunRecord(state.new_run_dir(), str(workflow))
+    targets = plan_sites(remote, hosts, source)
+    record = RunRecord(state.new_run_dir(), workflow)
     record.timings["inventory"] = round(time.perf_counter() - started, 3)
     try:
         cert_dir = make_certificates(record.directory)
@@ -192,14 +203,12 @@ def run_on_sites(
         config = fresh()
         (record.directory / state.RENDERED_CONFIG).write_text(repr(config))
         for label, said in refusals(config, record.directory).items():
-            raise PwrunError(
-                f"{executors_file}: {label}: {specs[label].site} refuses its blocks: {said}"
-            )
-        with loaded(config, fresh, str(executors_file), record, interrupts) as dfks:
-            with record.stage(RunStatus.WORKFLOW):
-                code = run_script(workflow, args, dfks)
-            record.teardown_started = time.perf_counter()  # Parsl's own cleanup counts too
-        return code
+            raise PwrunError(f"{source}: {label}: {specs[label].site} refuses its blocks: {said}")
+        with loaded(config, fresh, source, record, interrupts) as dfks:
+            try:
+                yield Stages(record, dfks)
+            finally:
+                record.teardown_started = time.perf_counter()  # Parsl's own cleanup counts too
     finally:
         with interrupts.shielded():
             problems = record.teardown()
@@ -211,6 +220,22 @@ def run_on_sites(
         )
         if problems:
             raise InfrastructureError("teardown incomplete: " + "; ".join(problems))
+
+
+def run_on_sites(
+    workflow: Path, args: list[str], executors_file: Path, inventory: Path | None
+) -> int:
+    """The whole run: the stages (on_sites) around the workflow, under pwrun's own signal
+    handling."""
+    interrupts = Interrupts()
+    interrupts.install()
+    specs = load_executors(executors_file)
+    check_labels(workflow, specs, str(executors_file))
+    with (
+        on_sites(specs, str(executors_file), inventory, str(workflow), interrupts) as run,
+        run.record.stage(RunStatus.WORKFLOW),
+    ):
+        return run_script(workflow, args, run.dfks)
 
 
 def connect(

@@ -364,9 +364,13 @@ def _check_label(label: object) -> None:
 
 def load_executors(path: Path) -> dict[str, ExecutorSpec]:
     """Read and validate an executors file; errors name the file, label and field."""
-    data = parse(path)
+    return executor_specs(parse(path), str(path))
+
+
+def executor_specs(data: object, source: str) -> dict[str, ExecutorSpec]:
+    """Validate an executors file's document (label -> entry), which `source` names in errors."""
     if not isinstance(data, dict) or not data:
-        raise PwrunError(f"{path}: expected a mapping of executor labels to settings")
+        raise PwrunError(f"{source}: expected a mapping of executor labels to settings")
     specs = {}
     for label, entry in data.items():
         origin: dict[str, tuple[str, ...]] = {}
@@ -378,7 +382,7 @@ def load_executors(path: Path) -> dict[str, ExecutorSpec]:
                 entry, origin = from_legacy(entry)
             specs[label] = executor_spec(entry)
         except ValueError as exc:
-            raise PwrunError(f"{path}: {describe(label, exc, origin)}") from None
+            raise PwrunError(f"{source}: {describe(label, exc, origin)}") from None
     return specs
 
 
