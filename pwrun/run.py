@@ -202,7 +202,10 @@ def on_sites(
 
         config = fresh()
         (record.directory / state.RENDERED_CONFIG).write_text(repr(config))
-        for label, said in refusals(config, record.directory).items():
+        checked = time.perf_counter()
+        refused = refusals(config, record.directory)
+        record.timings["checks"] = round(time.perf_counter() - checked, 3)
+        for label, said in refused.items():
             raise PwrunError(f"{source}: {label}: {specs[label].site} refuses its blocks: {said}")
         with loaded(config, fresh, source, record, interrupts) as dfks:
             try:
