@@ -7,7 +7,8 @@ name: pwrun
 short_description: Cluster controllers from Parallel Works and from AWS, GCP and Azure accounts
 description:
   - One host per cluster controller (login node), named after the cluster, found on the Parallel
-    Works platform (v3 clusters API, legacy resources API as fallback) and among the instances of
+    Works platform (today's clusters API, then the v3 clusters API, then the legacy resources
+    API, whichever answers first; C(pwrun_api) says which) and among the instances of
     the user's own AWS, GCP and Azure accounts that carry a controller tag or label.
   - Sources are queried concurrently, each within its own O(sources.pw.deadline) (every source
     has the option). A failing source, a record skipped for a bad or missing field, a cluster
@@ -24,7 +25,11 @@ description:
     facts C(pwrun_source), C(pwrun_status) (on/off), C(pwrun_scheduler) (slurm/pbs/none),
     C(pwrun_partitions), C(pwrun_work_dir), C(pwrun_public_address), C(pwrun_private_address),
     C(pwrun_user), C(pwrun_cloud), C(pwrun_region), C(pwrun_zone), C(pwrun_tags),
-    C(pwrun_namespace) (PW)."
+    C(pwrun_namespace) (PW), C(pwrun_api) (the PW generation that listed it), C(pwrun_host_keys)
+    (the controller's host keys the platform reports), C(pwrun_needs_proxy), C(pwrun_proxy)."
+  - "A cluster with host keys gets C(ansible_ssh_common_args) naming a known_hosts file under
+    C($PWRUN_HOME/known_hosts/) that pins them (strict checking stays on), plus the proxy option
+    when it is reached through the platform."
   - "Built-in groups: C(source_<pw|aws|gcp|azure>), C(status_<on|off>),
     C(scheduler_<slurm|pbs|none>)."
   - "Raw API results are cached when O(cache) is true; C(--flush-cache) and
@@ -63,7 +68,9 @@ options:
         type: dict
         suboptions:
           host:
-            description: Platform host; https unless the value starts with C(http://).
+            description: Platform host; https unless the value starts with C(http://). Default
+              C($PW_PLATFORM_HOST), else the host the credential names (C(pwt_) keys,
+              C(pwut_) tokens and JWTs carry it).
             type: str
             env: [{name: PW_PLATFORM_HOST}]
           api_key_env:
@@ -77,10 +84,19 @@ options:
             type: path
             default: ~/.ssh/pw_api.key
           api:
-            description: Endpoint generation; C(auto) uses v3 and falls back to legacy on 404.
+            description: Endpoint generation; C(auto) asks today's C(/api/clusters), then v3
+              C(/api/compute/clusters), then legacy C(/api/resources), each on a 404 of the one
+              before.
             type: str
-            choices: [auto, v3, legacy]
+            choices: [auto, current, v3, legacy]
             default: auto
+          proxy_jump:
+            description: ssh C(ProxyJump) for the clusters the platform proxies
+              (C(shouldPlatformProxy)); set in their C(ansible_ssh_common_args).
+            type: str
+          proxy_command:
+            description: ssh C(ProxyCommand) for those clusters, instead of a jump host.
+            type: str
           timeout:
             description: Seconds to wait for each answer.
             type: float
@@ -238,7 +254,13 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 from ansible.utils.display import Display  # noqa: E402
 
 from pwrun.errors import PwrunError  # noqa: E402
-from pwrun.inventory import builtin_groups, host_vars, list_configured, load_config  # noqa: E402
+from pwrun.inventory import (  # noqa: E402
+    builtin_groups,
+    host_vars,
+    list_configured,
+    load_config,
+    pin_host_keys,
+)
 from pwrun.inventory.config import has_inventory_suffix  # noqa: E402
 
 display = Display()
@@ -283,7 +305,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         for cluster in listing.clusters:
             host = cluster.name
             self.inventory.add_host(host)
-            facts = host_vars(cluster)
+            facts = host_vars(cluster, pin_host_keys(cluster))
             for key, value in facts.items():
                 self.inventory.set_variable(host, key, value)  # untrusted: never templated
             for group in builtin_groups(cluster):

@@ -235,6 +235,64 @@ def status() -> None:
     Console().print(table)
 
 
+clusters_app = typer.Typer(help="Turn PW clusters on and off, through the platform's API.")
+app.add_typer(clusters_app, name="clusters")
+Names = Annotated[list[str], typer.Argument(help="Cluster names (inventory hosts).")]
+ClusterInventory = Annotated[
+    Path, typer.Option("-i", "--inventory", help="Inventory file (*.pwrun.yml) with a pw source.")
+]
+Timeout = Annotated[
+    float, typer.Option("--timeout", min=0, help="Seconds to wait for every cluster.")
+]
+
+
+@clusters_app.command("start")
+@reports_errors
+def clusters_start(names: Names, inventory: ClusterInventory, timeout: Timeout = 1800) -> None:
+    """Start the clusters that are off and wait until each is on; if one fails or is late, stop
+    the ones this command started."""
+    from pwrun.inventory.pw.lifecycle import StartedCluster, show_progress, start_and_wait, stop_all
+
+    started: list[StartedCluster] = []
+    try:
+        start_and_wait(inventory, names, timeout, started.append, show_progress)
+    except BaseException:
+        problems = stop_all(started)
+        for problem in problems:
+            warn(f"could not stop what this command started: {problem}")
+        raise
+    typer.echo(f"on: {', '.join(names)}")
+
+
+@clusters_app.command("stop")
+@reports_errors
+def clusters_stop(names: Names, inventory: ClusterInventory, timeout: Timeout = 600) -> None:
+    """Stop the clusters that are on and wait until each is off."""
+    from pwrun.inventory.pw.lifecycle import PwClusters, show_progress
+
+    clusters = PwClusters(inventory)
+    clusters.stop_each(names)
+    clusters.wait(names, "off", timeout, show_progress)
+    typer.echo(f"off: {', '.join(names)}")
+
+
+@clusters_app.command("status")
+@reports_errors
+def clusters_status(names: Names, inventory: ClusterInventory) -> None:
+    """Show each cluster's power state, the platform's own status and its address."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from pwrun.inventory.pw.lifecycle import PwClusters
+
+    table = Table("name", "state", "platform status", "address")
+    for power in PwClusters(inventory).powers(names).values():
+        table.add_row(
+            *(escape(v) for v in (power.name, power.state, power.status, power.address or ""))
+        )
+    Console().print(table)
+
+
 lab_app = typer.Typer(help="The developers' lab: simulated Slurm sites on this machine (root).")
 app.add_typer(lab_app, name="lab")
 

@@ -26,10 +26,17 @@ HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_DNS_LABEL}(?:\.{_DNS_LABEL})*\.?")
 # Directories on a site: absolute or under the home directory, plain characters only.
 REMOTE_PATH = re.compile(r"~|~?/[A-Za-z0-9._+/-]*")  # not ~user: another home
 
+# An sshd public host key as known_hosts and authorized_keys lines hold it: "type base64".
+HOST_KEY = re.compile(
+    r"(?:ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com"
+    r"|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]{16,8192}={0,2}"
+)
+
 LABEL_RULE = "letters, digits, '_' and '-', starting with a letter, at most 63 characters"
 CLUSTER_NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit"
 USER_NAME_RULE = "a login name: letters, digits, '_', '.' and '-', not starting with '-'"
 ADDRESS_RULE = "an IP address or a DNS host name"
+HOST_KEY_RULE = "an ssh public host key, 'ssh-ed25519 AAAA...' (type and base64 key)"
 REMOTE_PATH_RULE = (
     "an absolute path or one under '~/', of letters, digits and '._+/-', with no '..' part"
 )
@@ -62,6 +69,12 @@ def address(value: str) -> str:
         return _check(HOST_NAME, ADDRESS_RULE, value)
 
 
+def host_key(value: str) -> str:
+    """An ssh public host key, its comment dropped: one known_hosts entry's key, never a
+    second line or marker (`@cert-authority`)."""
+    return _check(HOST_KEY, HOST_KEY_RULE, " ".join(value.split(" ")[:2]))
+
+
 def ip_address(value: str) -> str:
     """An IP literal (what Parsl workers are given with `-a`)."""
     try:
@@ -81,4 +94,5 @@ ClusterName = Annotated[str, AfterValidator(cluster_name)]
 UserName = Annotated[str, AfterValidator(user_name)]
 Address = Annotated[str, AfterValidator(address)]
 IPAddress = Annotated[str, AfterValidator(ip_address)]
+HostKey = Annotated[str, AfterValidator(host_key)]
 RemotePath = Annotated[str, AfterValidator(remote_path)]

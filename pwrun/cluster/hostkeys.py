@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
+from pwrun import state
 from pwrun.transport.ssh import ssh_options
+
+PINNED_DIR = "known_hosts"
+
+
+def pin(cluster: str, address: str, keys: Sequence[str]) -> Path:
+    """A known_hosts file of pwrun's (`$PWRUN_HOME/known_hosts/<cluster>`, 0600) that pins
+    `keys` for `address`, the keys an API reported for the cluster's controller; rewritten
+    only when they change. `keys` are checked public keys (pwrun.validation.host_key)."""
+    path = state.private_dir(PINNED_DIR) / cluster
+    text = "".join(f"{address} {key}\n" for key in keys)
+    try:
+        unchanged = path.read_text() == text
+    except OSError:
+        unchanged = False
+    if not unchanged:
+        state.write_atomic(path, text)
+    return path
 
 
 def known_hosts_file_from_args(ssh_args: str) -> str | None:

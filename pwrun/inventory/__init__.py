@@ -11,7 +11,14 @@ as does the plugin's warning or error for it; SOURCE_PROBLEM finds one in a line
 
 from pwrun.errors import source_prefix
 from pwrun.inventory.config import InventoryConfig, load_config
-from pwrun.inventory.core import Listing, builtin_groups, host_vars, list_clusters, list_configured
+from pwrun.inventory.core import (
+    Listing,
+    builtin_groups,
+    host_vars,
+    list_clusters,
+    list_configured,
+    pin_host_keys,
+)
 from pwrun.inventory.model import (
     SOURCE_PROBLEM,
     Cluster,
@@ -35,5 +42,6 @@ __all__ = [
     "list_configured",
     "load_config",
     "note_prefix",
+    "pin_host_keys",
     "source_prefix",
 ]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shlex
 import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from pwrun.cluster import hostkeys
 from pwrun.errors import PwrunError, SourceError, first_line
 from pwrun.inventory.config import InventoryConfig
 from pwrun.inventory.model import Cluster, Parsed, Source, deadline_passed
@@ -130,15 +133,29 @@ def _collect(name: str, source: Source, cached: Any) -> _Outcome:
         return SourceError(name, f"unexpected {exc.__class__.__name__}: {first_line(exc)}")
 
 
-def host_vars(cluster: Cluster) -> dict[str, Any]:
-    """Ansible host variables: ansible_host/ansible_user and every field as pwrun_<field>."""
+def host_vars(cluster: Cluster, known_hosts: Path | None = None) -> dict[str, Any]:
+    """Ansible host variables: ansible_host/ansible_user, every field as pwrun_<field>, and
+    `ansible_ssh_common_args` naming `known_hosts` (the file pinning the cluster's host keys)
+    and its proxy, when it has them."""
     facts = {f"pwrun_{key}": value for key, value in cluster.model_dump(mode="json").items()}
     facts.pop("pwrun_name")
     if cluster.address:
         facts["ansible_host"] = cluster.address
     if cluster.user:
         facts["ansible_user"] = cluster.user
+    options = [f"UserKnownHostsFile={known_hosts}"] if known_hosts else []
+    options += [cluster.proxy] if cluster.proxy else []
+    if options:
+        facts["ansible_ssh_common_args"] = " ".join(f"-o {shlex.quote(o)}" for o in options)
     return facts
+
+
+def pin_host_keys(cluster: Cluster) -> Path | None:
+    """The known_hosts file pinning the host keys an API reported for the cluster, written
+    now; None when it reported none (or the cluster has no address yet)."""
+    if not (cluster.host_keys and cluster.address):
+        return None
+    return hostkeys.pin(cluster.name, cluster.address, cluster.host_keys)
 
 
 def builtin_groups(cluster: Cluster) -> list[str]:

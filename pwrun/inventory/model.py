@@ -16,7 +16,15 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pwrun.errors import SourceError, describe_validation, shorten_quote, shown
-from pwrun.validation import CLUSTER_NAME, Address, ClusterName, IPAddress, RemotePath, UserName
+from pwrun.validation import (
+    CLUSTER_NAME,
+    Address,
+    ClusterName,
+    HostKey,
+    IPAddress,
+    RemotePath,
+    UserName,
+)
 
 Status = Literal["on", "off"]
 Scheduler = Literal["slurm", "pbs", "none"]
@@ -71,6 +79,20 @@ class Cluster(BaseModel):
     zone: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     namespace: str | None = Field(default=None, description="PW namespace (owner); None elsewhere.")
+    api: str | None = Field(
+        default=None, description="PW endpoint generation that listed it: current, v3, legacy."
+    )
+    host_keys: tuple[HostKey, ...] = Field(
+        default=(), description="The controller's sshd host keys as its platform reports them."
+    )
+    proxy: str | None = Field(
+        default=None,
+        description="The ssh option (ProxyJump=... or ProxyCommand=...) that reaches a cluster "
+        "the platform proxies; None when it is dialled directly.",
+    )
+    needs_proxy: bool = Field(
+        default=False, description="The platform proxies ssh to it (PW shouldPlatformProxy)."
+    )
 
     @property
     def address(self) -> str | None:

@@ -49,7 +49,7 @@ def test_failing_source_warns_or_fails_strict(pw_api, pwrun_cli, write_inventory
     assert json.loads(result.stdout)["errors"] == [
         {
             "source": "pw",
-            "message": f"inventory source 'pw': GET {pw_api.url}/api/compute/clusters: "
+            "message": f"inventory source 'pw': GET {pw_api.url}/api/clusters: "
             "HTTP 500 Internal Server Error (gave up after 1 attempts)",
         }
     ]

@@ -67,7 +67,7 @@ def test_raw_results_cached_until_flushed(
     )
     first = inventory_json(ansible_inventory(path, "--list"))
     hits = pw_api.hits.total()
-    assert hits == 2  # clusters + session
+    assert hits == 3  # today's list (404 here), v3 clusters, session
     cached_text = "".join(p.read_text() for p in cache_dir.iterdir())
     assert "gcpslurmv2" in cached_text and PW_KEY not in cached_text
     assert "currentSessionStatus" in cached_text  # the raw API answer, not the built inventory
@@ -80,7 +80,7 @@ def test_raw_results_cached_until_flushed(
     pw_api.clusters.pop(0)
     flushed = inventory_json(ansible_inventory(path, "--list", "--flush-cache"))
     assert "gcpslurmv2" not in flushed["_meta"]["hostvars"]
-    assert pw_api.hits.total() == hits + 2
+    assert pw_api.hits.total() == hits + 3
 
 
 def test_other_files_are_left_to_other_plugins(pw_api, ansible_inventory, write_inventory) -> None:
@@ -115,7 +115,7 @@ def test_bad_option_is_named(pw_api, ansible_inventory, write_inventory, text, e
     [
         (
             "500",
-            "inventory source 'pw': GET {url}/api/compute/clusters: HTTP 500 Internal Server Error "
+            "inventory source 'pw': GET {url}/api/clusters: HTTP 500 Internal Server Error "
             "(gave up after 1 attempts)",
         ),
         ("no key", "inventory source 'pw': no API key: set PW_API_KEY or write the key to"),

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from parallelworks_client.models.general_cluster_status import GeneralClusterStatus
 
 from pwrun.errors import SourceError
+from pwrun.inventory import host_vars, pin_host_keys
 from pwrun.inventory.model import MAX_REPORTED, Parsed
 from pwrun.inventory.pw import Options, PwSource
-from tests.emulators.pw_api import PwApiEmulator
+from pwrun.provision.inventory import ssh_target
+from tests.emulators.pw_api import PwApiEmulator, current_view, pw_cluster
 from tests.inventory.conftest import PW_KEY, sample_clusters
 
 
@@ -118,35 +124,33 @@ def test_user_token_is_sent_as_bearer(pw_env, monkeypatch) -> None:
 def test_rejected_key(pw_api: PwApiEmulator, pw_env, monkeypatch) -> None:
     monkeypatch.setenv("PW_API_KEY", "pwt_wrong")
     message = failure()
-    assert "/api/compute/clusters: HTTP 401, the platform rejected the API key" in message
+    assert "/api/clusters: HTTP 401, the platform rejected the API key" in message
     assert "check PW_API_KEY" in message and "pwt_wrong" not in message
 
 
 def test_forbidden(pw_api: PwApiEmulator, pw_env) -> None:
     pw_api.status = 403
-    assert "HTTP 403, the API key may not list clusters" in failure()
+    assert "/api/clusters: HTTP 403, the API key may not do this: Forbidden" in failure()
 
 
 def test_rate_limit_then_success_is_retried(pw_api: PwApiEmulator, pw_env) -> None:
     pw_api.fail_next = [429, 503]
     pw_api.retry_after = "0"
     assert len(listing(backoff=0.01)) == 4
-    assert pw_api.hits["/api/compute/clusters"] == 3
+    assert pw_api.hits["/api/clusters"] == 3  # 429, 503, then a 404: an older platform
+    assert pw_api.hits["/api/compute/clusters"] == 1
 
 
 def test_server_error_gives_up_after_retries(pw_api: PwApiEmulator, pw_env) -> None:
     pw_api.status = 500
     message = failure(retries=2, backoff=0.01)
-    assert (
-        "/api/compute/clusters: HTTP 500 Internal Server Error (gave up after 3 attempts)"
-        in message
-    )
-    assert pw_api.hits["/api/compute/clusters"] == 3
+    assert "/api/clusters: HTTP 500 Internal Server Error (gave up after 3 attempts)" in message
+    assert pw_api.hits["/api/clusters"] == 3
 
 
 def test_slow_api_times_out(pw_api: PwApiEmulator, pw_env) -> None:
     pw_api.delay = 1.0
-    assert "/api/compute/clusters: no answer within 0.2 s (gave up after 1 attempts)" in failure(
+    assert "/api/clusters: no answer within 0.2 s (gave up after 1 attempts)" in failure(
         timeout=0.2, retries=0
     )
 
@@ -156,13 +160,13 @@ def test_api_down(pw_env) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     message = failure(host=f"http://127.0.0.1:{port}", retries=1, backoff=0)
-    assert f"GET http://127.0.0.1:{port}/api/compute/clusters: cannot connect" in message
+    assert f"GET http://127.0.0.1:{port}/api/clusters: cannot connect" in message
 
 
 def test_host_without_scheme_means_https(pw_api: PwApiEmulator, pw_env) -> None:
     host = pw_api.url.removeprefix("http://")
     message = failure(host=host, retries=0)
-    assert f"GET https://{host}/api/compute/clusters: cannot connect" in message
+    assert f"GET https://{host}/api/clusters: cannot connect" in message
 
 
 @pytest.mark.parametrize(
@@ -257,7 +261,7 @@ def test_trickling_answer_is_cut_at_the_deadline(pw_api: PwApiEmulator, pw_env) 
     message = failure(deadline=1, timeout=5)
     took = time.monotonic() - started
     assert message == (
-        f"inventory source 'pw': GET {pw_api.url}/api/compute/clusters: no complete answer "
+        f"inventory source 'pw': GET {pw_api.url}/api/clusters: no complete answer "
         "within 1 s (option 'deadline')"
     )
     assert 1 <= took < 4  # the deadline, with room for a loaded machine
@@ -275,4 +279,171 @@ def test_retries_stop_at_the_deadline(pw_api: PwApiEmulator, pw_env) -> None:
     message = failure(deadline=0.5, retries=5)
     assert "no complete answer within 0.5 s (option 'deadline')" in message
     assert time.monotonic() - started < 5  # not the 20 s Retry-After
-    assert pw_api.hits["/api/compute/clusters"] == 1  # the wait for Retry-After hit the deadline
+    assert pw_api.hits["/api/clusters"] == 1  # the wait for Retry-After hit the deadline
+
+
+# --- today's API (GET /api/clusters), as the SDK's models shape it --------------------------
+
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOvCGbDrpCEMhx1mCTc0eN3fJw4cDC3ZpD8IzDmaE9ky"
+RSA_KEY = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7testkeymaterial0123456789abcdefABCDEF"
+
+
+def current_clusters() -> list[dict]:
+    return [
+        pw_cluster("gcpnow", host_keys=[HOST_KEY + " root@controller", "SHA256:abcdefghijk"]),
+        pw_cluster("awsnow", type="pclusterv2", status="off", ip="198.51.100.7"),
+        pw_cluster("proxied", ip="10.9.8.7", host_keys=[RSA_KEY], proxied=True),
+        pw_cluster("asked", ip="192.0.2.44", host_keys=[HOST_KEY]),
+    ]
+
+
+@pytest.fixture
+def current_api(pw_env, monkeypatch) -> Iterator[PwApiEmulator]:
+    with PwApiEmulator(api_key=PW_KEY, current=True) as api:
+        api.clusters.extend(current_clusters())
+        monkeypatch.setenv("PW_PLATFORM_HOST", api.url)
+        yield api
+
+
+def test_current_api_clusters(current_api: PwApiEmulator) -> None:
+    clusters = listing()
+    assert list(clusters) == ["gcpnow", "awsnow", "proxied", "asked"]
+    now = clusters["gcpnow"]
+    assert (now.api, now.status, now.public_address, now.user) == (
+        "current",
+        "on",
+        "34.171.136.114",
+        "alice",  # user from connectionString alice@...
+    )
+    assert (now.cloud, now.region, now.namespace) == ("gcp", "us-central1", "alice")
+    assert now.host_keys == (HOST_KEY,)  # comment dropped, fingerprint not pinnable
+    off = clusters["awsnow"]
+    assert (off.status, off.address, off.cloud, off.host_keys) == ("off", None, "aws", ())
+    proxied = clusters["proxied"]
+    assert (proxied.needs_proxy, proxied.proxy) == (True, None)
+    assert clusters["asked"].host_keys == (HOST_KEY,)
+    assert current_api.hits["/api/clusters"] == 1 and current_api.hits["/api/compute/clusters"] == 0
+    assert current_api.hits["/api/ssh/host-keys"] == 0  # every on cluster listed its keys
+    assert current_api.hits["/api/auth/session"] == 1  # the off one has no connectionString
+    assert off.user == "alice"
+    assert not current_api.key_in_url and current_api.unauthorized == 0
+
+
+def test_host_keys_endpoint_fills_in(current_api: PwApiEmulator) -> None:
+    current_api.current_items = [current_view(c) for c in current_api.clusters]
+    del current_api.current_items[0]["sshHostKeys"]
+    asked = listing()["gcpnow"]
+    assert asked.host_keys == (HOST_KEY,)
+    assert current_api.hits["/api/ssh/host-keys"] == 1
+
+
+def test_proxied_cluster_without_proxy_is_noted(current_api: PwApiEmulator) -> None:
+    result = parsed()
+    assert result.notes == [
+        "inventory note (pw): /api/clusters cluster #2 ('proxied'): the platform proxies ssh to "
+        "it (shouldPlatformProxy): set sources.pw.proxy_jump or sources.pw.proxy_command to "
+        "reach it"
+    ]
+    proxied = {c.name: c for c in parsed(proxy_jump="me@jump.example.org").clusters}["proxied"]
+    assert proxied.proxy == "ProxyJump=me@jump.example.org"
+
+
+def test_host_vars_pin_the_keys_and_name_the_proxy(current_api: PwApiEmulator, tmp_path) -> None:
+    clusters = {c.name: c for c in parsed(proxy_command="pw ssh --proxy %h").clusters}
+    proxied = clusters["proxied"]
+    known_hosts = pin_host_keys(proxied)
+    assert known_hosts is not None
+    assert known_hosts.read_text() == f"10.9.8.7 {RSA_KEY}\n"
+    assert known_hosts.stat().st_mode & 0o777 == 0o600
+    facts = host_vars(proxied, known_hosts)
+    assert facts["pwrun_host_keys"] == [RSA_KEY]
+    target = ssh_target("proxied", facts)
+    assert target.known_hosts == str(known_hosts)
+    assert target.options == ("ProxyCommand=pw ssh --proxy %h",)
+    assert pin_host_keys(clusters["awsnow"]) is None  # off: no address, no keys
+    assert "ansible_ssh_common_args" not in host_vars(clusters["awsnow"], None)
+
+
+@pytest.mark.parametrize("status", list(GeneralClusterStatus))
+def test_status_mapping(current_api: PwApiEmulator, status: GeneralClusterStatus) -> None:
+    item = current_view(current_api.clusters[0])
+    current_api.current_items = [dict(item, status=status.value)]
+    [cluster] = parsed().clusters
+    assert cluster.status == ("on" if status.value in ("on", "active") else "off")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("sshHostKeys", [HOST_KEY + "\n@cert-authority * " + RSA_KEY], "field 'sshHostKeys.0'"),
+        ("sshHostKeys", ["ssh-ed25519 not*base64"], "field 'sshHostKeys.0'"),
+        ("connectionString", "-oProxyCommand=x@1.2.3.4", "field 'connectionString'"),
+        ("status", "exploded", "field 'status'"),
+        ("shouldPlatformProxy", "yes please", "field 'shouldPlatformProxy'"),
+    ],
+)
+def test_hostile_current_record_is_skipped(current_api, field, value, expected) -> None:
+    item = current_view(current_api.clusters[0])
+    current_api.current_items = [
+        dict(item, **{field: value}),
+        current_view(current_api.clusters[1]),
+    ]
+    result = parsed()
+    assert [c.name for c in result.clusters] == ["awsnow"]
+    [problem] = map(str, result.problems)
+    assert f"/api/clusters cluster #0 ('gcpnow'): {expected}" in problem
+
+
+def test_auto_tries_newest_first(pw_api: PwApiEmulator, pw_env) -> None:
+    assert listing(api="v3")["gcpslurmv2"].api == "v3"
+    pw_api.hits.clear()
+    pw_api.v3 = False
+    clusters = listing()
+    assert {c.api for c in clusters.values()} == {"legacy"}
+    assert [
+        pw_api.hits[p] for p in ("/api/clusters", "/api/compute/clusters", "/api/resources")
+    ] == [1, 1, 1]
+
+
+def encoded(host: str) -> str:
+    return base64.urlsafe_b64encode(host.encode()).decode().rstrip("=")
+
+
+def jwt(claims: dict) -> str:
+    return (
+        ".".join(encoded(json.dumps(part)) for part in ({"alg": "HS256", "typ": "JWT"}, claims))
+        + ".c2lnbmF0dXJl"
+    )
+
+
+@pytest.mark.parametrize("kind", ["pwt_", "pwut_", "jwt"])
+def test_host_from_the_credential(pw_env, monkeypatch, kind: str) -> None:
+    """No host configured: it comes from the credential, decoded by the SDK."""
+    monkeypatch.delenv("PW_PLATFORM_HOST")
+    with PwApiEmulator(current=True) as api:
+        credential = {
+            "pwt_": f"pwt_{encoded(api.url)}.s3cr3t",
+            "pwut_": f"pwut_{encoded(api.url)}.s3cr3t",
+            "jwt": jwt({"platform_host": api.url, "sub": "alice"}),
+        }[kind]
+        api.api_key = credential  # Basic for the pwt_ key, Bearer for the tokens
+        api.clusters.extend(current_clusters())
+        monkeypatch.setenv("PW_API_KEY", credential)
+        assert len(listing()) == 4
+        assert api.unauthorized == 0 and api.hits["/api/clusters"] == 1
+
+
+def test_credential_naming_no_host(pw_env, monkeypatch) -> None:
+    monkeypatch.delenv("PW_PLATFORM_HOST")
+    message = failure()
+    assert (
+        "no platform host: set PW_PLATFORM_HOST or sources.pw.host (the credential names none)"
+        in message
+    )
+
+
+def test_lone_proxy_settings() -> None:
+    with pytest.raises(ValueError, match="give proxy_jump or proxy_command, not both"):
+        Options(proxy_jump="a", proxy_command="b")
+    with pytest.raises(ValueError, match="one line of printable text"):
+        Options(proxy_command="nc %h %p\nProxyCommand evil")

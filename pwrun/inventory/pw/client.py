@@ -13,6 +13,7 @@ from typing import Any
 
 import requests
 import urllib3.exceptions
+from parallelworks_client import is_api_key
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -28,6 +29,7 @@ from pwrun.inventory.pw.options import Options, error
 MAX_RETRY_AFTER = 30.0
 MAX_ANSWER_BYTES = 64 * 2**20
 CHUNK_BYTES = 2**16
+MAX_ERROR_BYTES = 4096
 
 
 class Retryable(Exception):
@@ -39,13 +41,14 @@ class Retryable(Exception):
 
 
 class KeyAuth(requests.auth.AuthBase):
-    """Sets the Authorization header (and keeps ~/.netrc from replacing it)."""
+    """Sets the Authorization header (and keeps ~/.netrc from replacing it): Basic for API
+    keys, Bearer for every other credential (user tokens, JWTs), as the SDK's clients send it."""
 
     def __init__(self, key: str) -> None:
-        if key.startswith("pwut_") or key.count(".") == 2:  # user token or JWT
-            self._header = f"Bearer {key}"
-        else:  # pwt_ API key
+        if is_api_key(key):
             self._header = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+        else:
+            self._header = f"Bearer {key}"
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = self._header
@@ -78,10 +81,15 @@ class PwClient:
     ) -> None:
         self._session.close()
 
-    def get(self, path: str, *, missing_ok: bool = False) -> Any:
+    def get(self, path: str, *, missing_ok: bool = False, query: str = "") -> Any:
         """GET base_url+path as JSON, retrying transient failures; None for a 404 when
         missing_ok."""
-        where = f"GET {self.base_url}{path}"
+        return self.request("GET", path, missing_ok=missing_ok, query=query)
+
+    def request(self, method: str, path: str, *, missing_ok: bool = False, query: str = "") -> Any:
+        """`method` base_url+path (plus `?query`: never a secret), its JSON answer (None when
+        empty, or for a 404 when missing_ok); transient failures retried."""
+        where = f"{method} {self.base_url}{path}"
         retrying = Retrying(
             stop=stop_after_attempt(self.options.retries + 1),
             wait=self._wait,
@@ -89,7 +97,8 @@ class PwClient:
             reraise=True,
         )
         try:
-            status, reason, body = retrying(self._get_once, self.base_url + path, where)
+            url = self.base_url + path + (f"?{query}" if query else "")
+            status, reason, body = retrying(self._once, method, url, where)
         except Retryable as exc:
             attempts = self.options.retries + 1
             raise error(f"{exc} (gave up after {attempts} attempts)") from None
@@ -100,27 +109,32 @@ class PwClient:
                 f"{where}: HTTP 401, the platform rejected the API key; check "
                 f"{self.options.api_key_env} or {self.options.api_key_file}"
             )
+        said = _message(body)
         if status == 403:
-            raise error(f"{where}: HTTP 403, the API key may not list clusters")
+            raise error(f"{where}: HTTP 403, the API key may not do this{said}")
         if not 200 <= status < 300:
-            raise error(f"{where}: HTTP {status} {reason}")
+            raise error(f"{where}: HTTP {status} {reason}{said}")
+        if not body.strip():
+            return None
         try:
             return json.loads(body)
         except (ValueError, RecursionError) as exc:
             raise error(f"{where}: the answer is not valid JSON ({first_line(exc)})") from None
 
-    def _get_once(self, url: str, where: str) -> tuple[int, str, bytes]:
-        """One GET: status, reason and (for a 2xx) the body, all within the deadline."""
+    def _once(self, method: str, url: str, where: str) -> tuple[int, str, bytes]:
+        """One request: status, reason and the body, all within the deadline."""
         timeout = min(self.options.timeout, self._remaining(where))
         with (
             self._transport_errors(where),
-            self._session.get(url, timeout=timeout, allow_redirects=False, stream=True) as response,
+            self._session.request(
+                method, url, timeout=timeout, allow_redirects=False, stream=True
+            ) as response,
         ):
             status, reason = response.status_code, _printable(response.reason or "")
             if status == 429 or status >= 500:
                 retry_after = _retry_after(response.headers.get("Retry-After"))
                 raise Retryable(f"{where}: HTTP {status} {reason}", retry_after)
-            return status, reason, self._read(response, where) if 200 <= status < 300 else b""
+            return status, reason, self._read(response, where)
 
     @contextlib.contextmanager
     def _transport_errors(self, where: str) -> Iterator[None]:
@@ -167,6 +181,17 @@ class PwClient:
 def _printable(text: str, limit: int = 80) -> str:
     """A server-given phrase fit for a one-line message."""
     return "".join(char for char in text[:limit] if char.isprintable())
+
+
+def _message(body: bytes) -> str:
+    """`: <message>` from an error answer's JSON (`{"message": ...}`, the platform's Error
+    model), shortened to one printable line; "" when there is none."""
+    try:
+        data = json.loads(body[:MAX_ERROR_BYTES])
+    except (ValueError, RecursionError):
+        return ""
+    message = data.get("message") if isinstance(data, dict) else None
+    return f": {_printable(message, 200)}" if isinstance(message, str) and message else ""
 
 
 def _retry_after(value: str | None) -> float | None:
