@@ -9,15 +9,15 @@ the label's partition): a block takes the cores its workers use, one worker per 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from parsl.launchers import MpiExecLauncher, SimpleLauncher, SingleNodeLauncher, SrunLauncher
 from parsl.launchers.base import Launcher
 
-from pwrun.cluster.slurm import NodeShape
-from pwrun.parslcfg.executors import ClusterSpec, MpiSpec
+from pwrun.cluster.slurm import node_shape
+from pwrun.parslcfg.executors import ClusterSpec, MpiSpec, SlurmSpec
 
 LAUNCHERS: dict[str, Callable[[], Launcher]] = {
     "srun": SrunLauncher,
@@ -45,14 +45,19 @@ class Blocks:
         return [str(n) for n in range(self.gpus_per_node or 0)]
 
 
-def plan_blocks(spec: ClusterSpec, node: NodeShape) -> Blocks:
-    """`spec`'s fields, the rest filled in from `node` (0 fields: left to the scheduler).
+def plan_blocks(spec: ClusterSpec, facts: Mapping[str, Any]) -> Blocks:
+    """`spec`'s fields, the rest filled in from the cluster `facts`' node of its partition
+    (what they do not know is left to the scheduler). PBS labels: one pool per block, sizes
+    as Parsl's provider has them.
 
     Cores: `cores_per_node`, else as many as the workers use (`max_workers_per_node` x
     `cores_per_worker`, rounded up, at most the node's), else the node's (MPI: always the
     node's). Workers: `max_workers_per_node`, else one per `cores_per_worker` of those cores.
     Memory: `mem_per_node`, else the node's share for those cores (whole GB, none below 1 GB).
     """
+    if not isinstance(spec, SlurmSpec):
+        return Blocks(None, None, None, spec.max_workers_per_node, "single_node")
+    node = node_shape(facts, spec.partition)
     cores = spec.cores_per_node
     if cores is None and node.cores:
         wanted = spec.max_workers_per_node
@@ -69,7 +74,7 @@ def plan_blocks(spec: ClusterSpec, node: NodeShape) -> Blocks:
     return Blocks(cores, memory, spec.gpus_per_node, workers, spec.launcher_name())
 
 
-def slurm_options(spec: ClusterSpec, blocks: Blocks) -> dict[str, Any]:
+def slurm_options(spec: SlurmSpec, blocks: Blocks) -> dict[str, Any]:
     """Parsl SlurmProvider's arguments for `spec`'s blocks (Parsl writes the #SBATCH lines)."""
     return {
         "partition": spec.partition,

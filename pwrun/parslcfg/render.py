@@ -16,11 +16,11 @@ from typing import Any
 from parsl.config import Config
 from parsl.curvezmq import create_certificates
 from parsl.executors import HighThroughputExecutor
+from parsl.providers.cluster_provider import ClusterProvider
 
-from pwrun.cluster.slurm import node_shape
 from pwrun.data.cache import OBJECTS_DIR, ObjectCache
 from pwrun.parslcfg import local_executor, run_config
-from pwrun.parslcfg.blocks import plan_blocks, slurm_options
+from pwrun.parslcfg.blocks import Blocks, plan_blocks, slurm_options
 from pwrun.parslcfg.compat import (
     CLIENT_KEY,
     SERVER_KEY,
@@ -29,8 +29,20 @@ from pwrun.parslcfg.compat import (
     use_certificates,
     worker_launch_cmd,
 )
-from pwrun.parslcfg.executors import ClusterSpec, ExecutorSpec, LocalSpec, MpiSpec
-from pwrun.parslcfg.remote import RemoteSchedulerMixin, RemoteSlurmProvider
+from pwrun.parslcfg.executors import (
+    ClusterSpec,
+    ExecutorSpec,
+    LocalSpec,
+    MpiSpec,
+    PbsSpec,
+    SlurmSpec,
+)
+from pwrun.parslcfg.remote import (
+    RemotePBSProProvider,
+    RemoteSchedulerMixin,
+    RemoteSlurmProvider,
+    RemoteTorqueProvider,
+)
 from pwrun.parslcfg.staging import SiteExecutor, SiteMPIExecutor
 from pwrun.transport.files import SiteFiles, store_dir
 from pwrun.transport.ssh import SSHTarget
@@ -59,31 +71,17 @@ def site_executor(
     objects: ObjectCache,
 ) -> SiteExecutor | SiteMPIExecutor:
     """One encrypted executor (an HTEX, or an MPIExecutor for `kind: mpi`) whose blocks are
-    Slurm jobs on `site`, submitted over ssh; its tasks' files and streams move through
+    batch jobs on `site`, submitted over ssh; its tasks' files and streams move through
     `files`, their objects through `objects`."""
     remote_cert_dir = f"{site.remote_dir}/certificates"
-    blocks = plan_blocks(spec, node_shape(site.facts, spec.partition))
-    provider = RemoteSlurmProvider(
-        ssh=site.ssh,
-        remote_dir=site.remote_dir,
-        nodes_per_block=spec.nodes_per_block,
-        init_blocks=spec.init_blocks,
-        min_blocks=spec.min_blocks,
-        max_blocks=spec.max_blocks,
-        parallelism=spec.parallelism,
-        walltime=spec.walltime,
-        scheduler_options=spec.scheduler_options,
-        worker_init=spec.shell_init(site.worker_init),
-        cmd_timeout=60,
-        **slurm_options(spec, blocks),
-    )
+    blocks = plan_blocks(spec, site.facts)
     common: dict[str, Any] = {
         "label": label,
         "address": "127.0.0.1",
         "worker_port": site.local_port,
         "launch_cmd": worker_launch_cmd(site.internal_address, site.remote_port, remote_cert_dir),
         "worker_logdir_root": f"{site.remote_dir}/worker_logs",
-        "provider": provider,
+        "provider": cluster_provider(spec, site, blocks),
         "encrypted": True,
     }
     executor: SiteExecutor | SiteMPIExecutor
@@ -119,6 +117,36 @@ def refusals(config: Config, run_dir: Path) -> dict[str, str]:
     with ThreadPoolExecutor(len(providers) or 1, thread_name_prefix="pwrun-check") as pool:
         asked = {label: pool.submit(p.refusal, str(script_dir)) for label, p in providers.items()}
         return {label: said for label, future in asked.items() if (said := future.result())}
+
+
+def cluster_provider(
+    spec: ClusterSpec, site: SiteEndpoint, blocks: Blocks | None = None
+) -> ClusterProvider:
+    """The Parsl provider that submits `spec`'s blocks on `site`, by its scheduler, sized as
+    `blocks` (default: `plan_blocks` of the site's facts) says."""
+    blocks = blocks or plan_blocks(spec, site.facts)
+    common: dict[str, Any] = dict(
+        ssh=site.ssh,
+        remote_dir=site.remote_dir,
+        nodes_per_block=spec.nodes_per_block,
+        init_blocks=spec.init_blocks,
+        min_blocks=spec.min_blocks,
+        max_blocks=spec.max_blocks,
+        parallelism=spec.parallelism,
+        walltime=spec.walltime,
+        scheduler_options=spec.scheduler_options,
+        worker_init=spec.shell_init(site.worker_init),
+        cmd_timeout=60,
+    )
+    if isinstance(spec, SlurmSpec):
+        return RemoteSlurmProvider(**slurm_options(spec, blocks), **common)
+    if not isinstance(spec, PbsSpec):
+        raise TypeError(f"no provider for {type(spec).__name__}")
+    launcher = blocks.parsl_launcher()
+    pbs = dict(queue=spec.queue, account=spec.account, launcher=launcher, **common)
+    if spec.provider == "torque":
+        return RemoteTorqueProvider(**pbs)
+    return RemotePBSProProvider(select_options=spec.select_options, **pbs)
 
 
 def make_certificates(run_dir: Path) -> Path:

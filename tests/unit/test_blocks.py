@@ -9,15 +9,21 @@ from parsl.launchers import SimpleLauncher, SingleNodeLauncher, SrunLauncher
 
 from pwrun.cluster.slurm import NodeShape
 from pwrun.parslcfg.blocks import Blocks, plan_blocks, slurm_options
-from pwrun.parslcfg.executors import executor_spec
+from pwrun.parslcfg.executors import ClusterSpec, SlurmSpec, executor_spec
 
 NODE = NodeShape(cores=8, memory_mb=32_000)
 
 
+def facts(node: NodeShape) -> dict[str, Any]:
+    """Cluster facts whose default partition has nodes of this shape."""
+    info = {"cores_per_node": node.cores, "memory_mb": node.memory_mb}
+    return {"pwrun_default_partition": "p", "pwrun_partition_info": {"p": info}}
+
+
 def plan(node: NodeShape = NODE, **fields: Any) -> Blocks:
     spec = executor_spec({"site": "a", **fields})
-    assert spec.site == "a"
-    return plan_blocks(spec, node)  # type: ignore[arg-type]
+    assert isinstance(spec, ClusterSpec)
+    return plan_blocks(spec, facts(node))
 
 
 @pytest.mark.parametrize(
@@ -59,6 +65,11 @@ def test_gpus_pin_one_per_worker() -> None:
     assert blocks.accelerators() == ["0", "1", "2", "3"] and plan().accelerators() == []
 
 
+def test_pbs_blocks_run_one_pool_with_parsls_sizes() -> None:
+    blocks = plan(provider="torque", max_workers_per_node=3)
+    assert blocks == Blocks(None, None, None, 3, "single_node")
+
+
 def test_mpi_takes_whole_nodes_and_the_simple_launcher() -> None:
     blocks = plan(kind="mpi", nodes_per_block=4, max_workers_per_block=2)
     assert (blocks.cores_per_node, blocks.max_workers_per_node, blocks.mem_per_node) == (
@@ -74,7 +85,8 @@ def test_slurm_options_are_parsls_own_arguments() -> None:
         "site": "a", "partition": "p", "account": "acct", "qos": "high", "constraint": "a&b",
         "exclusive": True, "gpus_per_node": 2,
     })  # fmt: skip
-    options = slurm_options(spec, plan_blocks(spec, NODE))  # type: ignore[arg-type]
+    assert isinstance(spec, SlurmSpec)
+    options = slurm_options(spec, plan_blocks(spec, facts(NODE)))
     launcher = options.pop("launcher")
     assert isinstance(launcher, SingleNodeLauncher)
     assert options == {
