@@ -7,7 +7,7 @@ here and copied to the site.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +15,7 @@ from typing import Any
 
 from parsl.config import Config
 from parsl.curvezmq import create_certificates
-from parsl.executors import HighThroughputExecutor
+from parsl.executors.base import ParslExecutor
 from parsl.providers.cluster_provider import ClusterProvider
 
 from pwrun.data.cache import OBJECTS_DIR, ObjectCache
@@ -37,6 +37,7 @@ from pwrun.parslcfg.executors import (
     PbsSpec,
     SlurmSpec,
 )
+from pwrun.parslcfg.failover import Routing, Unreachable
 from pwrun.parslcfg.remote import (
     RemotePBSProProvider,
     RemoteSchedulerMixin,
@@ -83,6 +84,8 @@ def site_executor(
         "worker_logdir_root": f"{site.remote_dir}/worker_logs",
         "provider": cluster_provider(spec, site, blocks),
         "encrypted": True,
+        "heartbeat_period": spec.heartbeat_period,
+        "heartbeat_threshold": spec.heartbeat_threshold,
     }
     executor: SiteExecutor | SiteMPIExecutor
     if isinstance(spec, MpiSpec):
@@ -101,6 +104,7 @@ def site_executor(
     launch_interchange(executor)
     use_certificates(executor, cert_dir)
     executor.attach(files, site.remote_dir, objects)
+    executor.task_timeout = spec.task_timeout
     return executor
 
 
@@ -175,24 +179,35 @@ def copy_certificates(cert_dir: Path, site: SiteEndpoint) -> None:
 
 
 def render(
-    specs: dict[str, ExecutorSpec], sites: dict[str, SiteEndpoint], run_dir: Path, cert_dir: Path
+    specs: dict[str, ExecutorSpec],
+    sites: dict[str, SiteEndpoint],
+    run_dir: Path,
+    cert_dir: Path,
+    routing: Routing | None = None,
+    resume: Sequence[str] = (),
 ) -> Config:
-    """The run's Config: one executor per label, in the order of the executors file.
+    """The run's Config: one executor per label, in the order of the executors file, failed
+    tries routed by `routing` and the checkpoints in `resume` reused (see `run_config`).
 
-    Labels on the local site run on this machine; every other label has an endpoint in `sites`.
+    Labels on the local site run on this machine; every other label has an endpoint in `sites`,
+    or its site was unreachable at start (`routing.lost`): its tasks fail over at once.
     Labels sharing a site and run directory share its file store; all share the run's object
     cache (`<run_dir>/objects`).
     """
+    routing = routing or Routing()
     objects = ObjectCache(run_dir / OBJECTS_DIR)
     stores: dict[tuple[SSHTarget, str], SiteFiles] = {}
-    executors: list[HighThroughputExecutor] = []
+    executors: list[ParslExecutor] = []
     for label, spec in specs.items():
         if isinstance(spec, LocalSpec):
             executors.append(local_executor(label, spec))
+            continue
+        if label not in sites:
+            executors.append(Unreachable(label, routing.lost[spec.site]))
             continue
         site = sites[label]
         store = (site.ssh, store_dir(site.remote_dir))
         if store not in stores:
             stores[store] = SiteFiles(site.site, *store)
         executors.append(site_executor(label, spec, site, str(cert_dir), stores[store], objects))
-    return run_config(executors, run_dir)
+    return run_config(executors, run_dir, routing, resume)
