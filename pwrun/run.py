@@ -33,7 +33,13 @@ from pwrun.parslcfg.executors import (
     load_executors_file,
 )
 from pwrun.parslcfg.failover import Routing
-from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
+from pwrun.parslcfg.render import (
+    SiteEndpoint,
+    copy_certificates,
+    make_certificates,
+    refusals,
+    render,
+)
 from pwrun.parslcfg.workflow import check_labels, merge, summary
 from pwrun.process import Interrupts, ProcessRef, owns_signals
 from pwrun.progress import Tracker, Watch, print_summary, shown
@@ -329,6 +335,7 @@ def on_sites(
                     label: dataclasses.replace(
                         future.result(),
                         worker_init=worker_init(label, remote[label], facts[remote[label].site]),
+                        facts=facts[remote[label].site],
                     )
                     for label, future in opening.items()
                 }
@@ -341,6 +348,11 @@ def on_sites(
 
         config = fresh()
         (record.directory / state.RENDERED_CONFIG).write_text(repr(config))
+        checked = time.perf_counter()
+        refused = refusals(config, record.directory)
+        record.timings["checks"] = round(time.perf_counter() - checked, 3)
+        for label, said in refused.items():
+            raise PwrunError(f"{source}: {label}: {specs[label].site} refuses its blocks: {said}")
         stops = owns_signals()  # a host that owns them (pwrun.session) only hears of it
 
         def on_lost(site: str, why: str) -> None:

@@ -48,6 +48,7 @@ def _write_etc(etc: Path, site: Site) -> None:
     (etc / "hosts").write_text(render.hosts(site))
     (etc / "slurm").mkdir(exist_ok=True)
     (etc / "slurm" / "slurm.conf").write_text(render.slurm_conf(site))
+    (etc / "slurm" / "gres.conf").write_text(render.gres_conf(site))
     munge_key = etc / "munge" / "munge.key"
     munge_key.unlink(missing_ok=True)
     run("mungekey", "-c", "-k", str(munge_key))

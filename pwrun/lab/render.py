@@ -30,6 +30,11 @@ def slurm_conf(site: Site) -> str:
     return render("slurm.conf", site=site)
 
 
+def gres_conf(site: Site) -> str:
+    """Two fake GPUs (no devices) on a site's last compute node, the one in partition gpu."""
+    return render("gres.conf", site=site)
+
+
 def sshd_config(site: Site) -> str:
     return render("sshd_config", site=site)
 

@@ -178,6 +178,17 @@ INTERCHANGE_LAUNCH_CMD = (
     "interchange.py",
 )  # fmt: skip
 
+
+def launch_interchange(executor: HighThroughputExecutor) -> None:
+    """Make `executor` (an HTEX, or an MPIExecutor) start its interchange with
+    INTERCHANGE_LAUNCH_CMD.
+
+    Relies on: HTEX.start launching its `interchange_launch_cmd` attribute; MPIExecutor's
+    constructor types that argument as a string (typeguard refuses the list), so it is set here.
+    """
+    executor.interchange_launch_cmd = list(INTERCHANGE_LAUNCH_CMD)
+
+
 # The fields of HTEX's DEFAULT_LAUNCH_CMD that a remote site's workers need changed.
 LAUNCH_FIELDS = ("-a {addresses}", "--port={worker_port}", "--cert_dir {cert_dir}",
                  "--logconf={logconf}")  # fmt: skip

@@ -64,6 +64,9 @@ MAX_NODES_PER_BLOCK = 10_000
 MAX_BLOCKS = 10_000
 MAX_WORKERS_PER_NODE = 4096
 MAX_CORES_PER_WORKER = 4096
+MAX_CORES_PER_NODE = 4096
+MAX_MEM_PER_NODE_GB = 65_536
+MAX_GPUS_PER_NODE = 64
 WALLTIME = r"^[0-9]{1,4}:[0-5][0-9]:[0-5][0-9]$"  # H:MM:SS, up to 9999 hours
 CONDA_ENV_NAME = r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$"
 
@@ -107,6 +110,12 @@ def _some_time(walltime: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
+# Written unquoted into #SBATCH lines: Slurm's names (partitions: a comma-separated list), and
+# constraint expressions (features joined by & | , with counts, brackets and parentheses).
+SlurmNames = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$")]
+SlurmName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+Constraint = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.,&|*!:\[\]()-]+$")]
+Launcher: TypeAlias = Literal["srun", "single_node", "mpiexec", "simple"]
 
 
 Provider: TypeAlias = Literal["local", "slurm", "pbspro", "torque"]
@@ -265,10 +274,61 @@ class ClusterSpec(_Spec):
 
 
 class SlurmSpec(ClusterSpec):
-    """A label whose blocks are Slurm jobs (`provider: slurm`)."""
+    """A label whose blocks are Slurm jobs (`provider: slurm`), an HTEX (`MpiSpec` for
+    `kind: mpi`)."""
 
     provider: Provider | None = "slurm"
-    partition: Text | None = None
+    kind: Literal["htex"] = Field("htex", description="htex, or mpi for an MPIExecutor.")
+    partition: SlurmNames | None = None
+    launcher: Launcher | None = Field(
+        None, description="How a block starts its worker pools (srun: one on every node)."
+    )
+    account: SlurmName | None = None
+    qos: SlurmName | None = None
+    constraint: Constraint | None = None
+    exclusive: bool = False
+    mem_per_node: int | None = Field(None, ge=1, le=MAX_MEM_PER_NODE_GB, description="GB")
+    cores_per_node: int | None = Field(None, ge=1, le=MAX_CORES_PER_NODE)
+    gpus_per_node: int | None = Field(None, ge=1, le=MAX_GPUS_PER_NODE)
+
+    def launcher_name(self) -> Launcher:
+        """The launcher asked for, else srun for a multi-node block, single_node otherwise."""
+        return self.launcher or ("srun" if self.nodes_per_block > 1 else "single_node")
+
+
+class MpiSpec(SlurmSpec):
+    """A Slurm label whose tasks are MPI applications (Parsl's MPIExecutor): one pool per
+    block, on its first node, runs `max_workers_per_block` apps at once across the block's
+    nodes, each launched with `$PARSL_MPI_PREFIX`."""
+
+    kind: Literal["mpi"] = Field(description="mpi: Parsl's MPIExecutor.")  # type: ignore[assignment]
+    mpi_launcher: Literal["srun", "mpiexec"] = "srun"
+    max_workers_per_block: int = Field(1, ge=1, le=MAX_NODES_PER_BLOCK)
+
+    @field_validator("max_workers_per_node", "cores_per_worker", "gpus_per_node")
+    @classmethod
+    def _htex_only(cls, value: Any) -> Any:
+        """Given explicitly (defaults are not validated), these have no meaning here."""
+        raise ValueError("not allowed with kind: mpi (MPIExecutor: see max_workers_per_block)")
+
+    @field_validator("launcher")
+    @classmethod
+    def _simple_launcher(cls, launcher: Launcher | None) -> Launcher | None:
+        if launcher not in (None, "simple"):
+            raise ValueError("kind: mpi starts its pool with the simple launcher only")
+        return launcher
+
+    @model_validator(mode="after")
+    def _workers_fit_block(self) -> Self:
+        if self.max_workers_per_block > self.nodes_per_block:
+            raise ValueError(
+                f"max_workers_per_block ({self.max_workers_per_block}) is more than "
+                f"nodes_per_block ({self.nodes_per_block}): each MPI app needs a node at least"
+            )
+        return self
+
+    def launcher_name(self) -> Launcher:
+        return "simple"
 
 
 class PbsSpec(ClusterSpec):
@@ -295,11 +355,13 @@ MODELS: dict[str, type[LocalSpec] | type[SlurmSpec] | type[PbsSpec]] = {
     "local": LocalSpec, "slurm": SlurmSpec, "pbspro": PbsSpec, "torque": PbsSpec,
 }  # fmt: skip
 # A field of another kind of entry is refused, each named: it would otherwise mean nothing.
-_OWN = {model: frozenset(model.model_fields) for model in set(MODELS.values())}
+_OWN = {model: frozenset(model.model_fields) for model in {*MODELS.values(), MpiSpec}}
 ALL_FIELDS = frozenset().union(*_OWN.values())
+MPI_ONLY = _OWN[MpiSpec] - _OWN[SlurmSpec]
 WHERE: dict[type[BaseModel], str] = {
     LocalSpec: f"on site {LOCAL_SITE} (a cluster field)",
     SlurmSpec: "with provider slurm (a PBS field: give provider pbspro or torque)",
+    MpiSpec: "with provider slurm (a PBS field: give provider pbspro or torque)",
     PbsSpec: "with a PBS provider (a Slurm field: PBS takes queue)",
 }
 MODEL_NAMES: dict[str, type[BaseModel]] = {model.__name__: model for model in WHERE}
@@ -344,8 +406,9 @@ def executor_spec(entry: Mapping[Any, Any], scheduler: str | None = None) -> Exe
         given = scheduler or ("pbspro" if pbs_fields else "slurm")
         entry = {**entry, "provider": given}
     # provider local (or anything else) on a cluster: SlurmSpec names the problem
-    model = PbsSpec if given in PBS_PROVIDERS else SlurmSpec
-    return model.model_validate(entry)
+    if given in PBS_PROVIDERS:
+        return PbsSpec.model_validate(entry)
+    return (MpiSpec if entry.get("kind") == "mpi" else SlurmSpec).model_validate(entry)
 
 
 def check_provider(entry: Mapping[Any, Any], scheduler: str) -> None:
@@ -403,9 +466,13 @@ _LEGACY_BLOCKS = {
     "nodes_per_block", "init_blocks", "min_blocks", "max_blocks", "parallelism", "walltime",
     "scheduler_options", "worker_init",
 }  # fmt: skip
+_LEGACY_SLURM = {
+    "partition", "account", "qos", "constraint", "exclusive", "mem_per_node", "cores_per_node",
+    "gpus_per_node",
+}  # fmt: skip
 # parsl_utils' provider objects: their keyword arguments pwrun reads, and the provider each means
 LEGACY_PROVIDERS = {
-    "SlurmProvider": ("slurm", _LEGACY_BLOCKS | {"partition"}),
+    "SlurmProvider": ("slurm", _LEGACY_BLOCKS | _LEGACY_SLURM),
     "PBSProProvider": ("pbspro", _LEGACY_BLOCKS | {"queue", "account", "select_options"}),
 }
 
@@ -707,8 +774,12 @@ def _explainer(model: type[BaseModel] | None) -> Callable[[ErrorDetails], str]:
 
     def explain(error: ErrorDetails) -> str:
         field = error["loc"][0] if error["loc"] else None
+        if error["type"] == "extra_forbidden" and field in MPI_ONLY and model is SlurmSpec:
+            return "allowed with kind: mpi only"
         if error["type"] == "extra_forbidden" and field in ALL_FIELDS and model in WHERE:
             return f"not allowed {WHERE[model]}"
+        if error["type"] == "literal_error" and field == "kind":
+            return "Input should be 'htex' or 'mpi'"
         return validation_message(error)
 
     return explain

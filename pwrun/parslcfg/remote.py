@@ -54,9 +54,40 @@ class RemoteSchedulerMixin(SchedulerSeams):
         Path(script_filename).write_text(script)
         self.ssh.write_file(self.to_remote(script_filename), self.to_remote(script), mode="700")
 
+    def refusal(self, script_dir: str) -> str | None:
+        """Why the scheduler would refuse this provider's blocks (its own words), or None
+        when it would take them or cannot say before a real submission. `script_dir` is a
+        local directory for the script checked."""
+        return None
+
 
 class RemoteSlurmProvider(RemoteSchedulerMixin, SlurmProvider):
     """Parsl's SlurmProvider, driving Slurm on a login node over ssh."""
+
+    testing = False  # while True, sbatch only checks (--test-only) what it is given
+
+    def scheduler_command(self, cmd: str, timeout: float) -> tuple[int, str, str]:
+        if self.testing and cmd.startswith("sbatch "):
+            cmd = "sbatch --test-only " + cmd.removeprefix("sbatch ")
+        return super().scheduler_command(cmd, timeout)
+
+    def refusal(self, script_dir: str) -> str | None:
+        """Submit a block's script, a no-op as its command, with `sbatch --test-only`: Slurm
+        checks partition, account, QOS, constraint and sizes against its configuration
+        without queueing a job. sbatch's message when it refuses; None otherwise."""
+        saved, self.script_dir, self.testing = self.script_dir, script_dir, True
+        try:
+            self.submit("true", 1, "pwrun-check")
+        except SubmitException as exc:
+            lines = str(exc.stderr or exc.stdout or exc.message).splitlines()
+            said = "; ".join(" ".join(line.split()) for line in lines if line.strip())
+            if exc.retcode in (-1, 255):  # a timeout, or ssh's own failure
+                raise InfrastructureError(f"{self.ssh.host}: sbatch --test-only: {said}") from None
+            if exc.retcode != 0:  # 0: accepted (--test-only prints no job id)
+                return said
+        finally:
+            self.script_dir, self.testing = saved, False
+        return None
 
 
 class RemotePbsMixin(RemoteSchedulerMixin):

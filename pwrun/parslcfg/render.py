@@ -7,32 +7,45 @@ here and copied to the site.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from parsl.config import Config
 from parsl.curvezmq import create_certificates
 from parsl.executors.base import ParslExecutor
-from parsl.launchers import SingleNodeLauncher
 from parsl.monitoring import MonitoringHub
 from parsl.providers.cluster_provider import ClusterProvider
 
 from pwrun.data.cache import OBJECTS_DIR, ObjectCache
 from pwrun.parslcfg import local_executor, run_config
+from pwrun.parslcfg.blocks import Blocks, plan_blocks, slurm_options
 from pwrun.parslcfg.compat import (
     CLIENT_KEY,
-    INTERCHANGE_LAUNCH_CMD,
     SERVER_KEY,
+    launch_interchange,
     site_server_key,
     use_certificates,
     worker_launch_cmd,
 )
-from pwrun.parslcfg.executors import ClusterSpec, ExecutorSpec, LocalSpec, PbsSpec, SlurmSpec
+from pwrun.parslcfg.executors import (
+    ClusterSpec,
+    ExecutorSpec,
+    LocalSpec,
+    MpiSpec,
+    PbsSpec,
+    SlurmSpec,
+)
 from pwrun.parslcfg.failover import Routing, Unreachable
-from pwrun.parslcfg.remote import RemotePBSProProvider, RemoteSlurmProvider, RemoteTorqueProvider
-from pwrun.parslcfg.staging import SiteExecutor
+from pwrun.parslcfg.remote import (
+    RemotePBSProProvider,
+    RemoteSchedulerMixin,
+    RemoteSlurmProvider,
+    RemoteTorqueProvider,
+)
+from pwrun.parslcfg.staging import SiteExecutor, SiteMPIExecutor
 from pwrun.transport.files import SiteFiles, store_dir
 from pwrun.transport.ssh import SSHTarget
 
@@ -48,6 +61,7 @@ class SiteEndpoint:
     remote_port: int  # the tunnel's port on the login node's internal address
     remote_dir: str  # this executor's directory on the site (absolute), removed at teardown
     worker_init: str  # activates the provisioned env
+    facts: Mapping[str, Any] = field(default_factory=dict)  # the cluster's (node sizes)
 
 
 def site_executor(
@@ -57,32 +71,65 @@ def site_executor(
     cert_dir: str,
     files: SiteFiles,
     objects: ObjectCache,
-) -> SiteExecutor:
-    """One HTEX whose blocks are batch jobs on `site`, submitted over ssh; its tasks' files
-    and streams move through `files`, their objects through `objects`."""
+) -> SiteExecutor | SiteMPIExecutor:
+    """One encrypted executor (an HTEX, or an MPIExecutor for `kind: mpi`) whose blocks are
+    batch jobs on `site`, submitted over ssh; its tasks' files and streams move through
+    `files`, their objects through `objects`."""
     remote_cert_dir = f"{site.remote_dir}/certificates"
-    executor = SiteExecutor(
-        label=label,
-        address="127.0.0.1",
-        worker_port=site.local_port,
-        launch_cmd=worker_launch_cmd(site.internal_address, site.remote_port, remote_cert_dir),
-        cores_per_worker=spec.cores_per_worker,
-        max_workers_per_node=spec.max_workers_per_node,
-        worker_logdir_root=f"{site.remote_dir}/worker_logs",
-        provider=cluster_provider(spec, site),
-        encrypted=True,
-        interchange_launch_cmd=list(INTERCHANGE_LAUNCH_CMD),
-        heartbeat_period=spec.heartbeat_period,
-        heartbeat_threshold=spec.heartbeat_threshold,
-    )
+    blocks = plan_blocks(spec, site.facts)
+    common: dict[str, Any] = {
+        "label": label,
+        "address": "127.0.0.1",
+        "worker_port": site.local_port,
+        "launch_cmd": worker_launch_cmd(site.internal_address, site.remote_port, remote_cert_dir),
+        "worker_logdir_root": f"{site.remote_dir}/worker_logs",
+        "provider": cluster_provider(spec, site, blocks),
+        "encrypted": True,
+        "heartbeat_period": spec.heartbeat_period,
+        "heartbeat_threshold": spec.heartbeat_threshold,
+    }
+    executor: SiteExecutor | SiteMPIExecutor
+    if isinstance(spec, MpiSpec):
+        executor = SiteMPIExecutor(
+            **common,
+            max_workers_per_block=spec.max_workers_per_block,
+            mpi_launcher=spec.mpi_launcher,
+        )
+    else:
+        executor = SiteExecutor(
+            **common,
+            cores_per_worker=spec.cores_per_worker,
+            max_workers_per_node=blocks.max_workers_per_node,
+            available_accelerators=blocks.accelerators(),
+        )
+    launch_interchange(executor)
     use_certificates(executor, cert_dir)
     executor.attach(files, site.remote_dir, objects)
     executor.task_timeout = spec.task_timeout
     return executor
 
 
-def cluster_provider(spec: ClusterSpec, site: SiteEndpoint) -> ClusterProvider:
-    """The Parsl provider that submits `spec`'s blocks on `site`, by its scheduler."""
+def refusals(config: Config, run_dir: Path) -> dict[str, str]:
+    """Per executor label, its scheduler's refusal of its blocks, asked of every site at once
+    before any block is submitted (scripts under `run_dir`/submit_checks)."""
+    script_dir = run_dir / "submit_checks"
+    script_dir.mkdir(exist_ok=True)
+    providers: dict[str, RemoteSchedulerMixin] = {}
+    for executor in config.executors:
+        provider = getattr(executor, "provider", None)  # HTEX and MPIExecutor have one
+        if isinstance(provider, RemoteSchedulerMixin):
+            providers[executor.label] = provider
+    with ThreadPoolExecutor(len(providers) or 1, thread_name_prefix="pwrun-check") as pool:
+        asked = {label: pool.submit(p.refusal, str(script_dir)) for label, p in providers.items()}
+        return {label: said for label, future in asked.items() if (said := future.result())}
+
+
+def cluster_provider(
+    spec: ClusterSpec, site: SiteEndpoint, blocks: Blocks | None = None
+) -> ClusterProvider:
+    """The Parsl provider that submits `spec`'s blocks on `site`, by its scheduler, sized as
+    `blocks` (default: `plan_blocks` of the site's facts) says."""
+    blocks = blocks or plan_blocks(spec, site.facts)
     common: dict[str, Any] = dict(
         ssh=site.ssh,
         remote_dir=site.remote_dir,
@@ -97,10 +144,11 @@ def cluster_provider(spec: ClusterSpec, site: SiteEndpoint) -> ClusterProvider:
         cmd_timeout=60,
     )
     if isinstance(spec, SlurmSpec):
-        return RemoteSlurmProvider(partition=spec.partition, exclusive=False, **common)
+        return RemoteSlurmProvider(**slurm_options(spec, blocks), **common)
     if not isinstance(spec, PbsSpec):
         raise TypeError(f"no provider for {type(spec).__name__}")
-    pbs = dict(queue=spec.queue, account=spec.account, launcher=SingleNodeLauncher(), **common)
+    launcher = blocks.parsl_launcher()
+    pbs = dict(queue=spec.queue, account=spec.account, launcher=launcher, **common)
     if spec.provider == "torque":
         return RemoteTorqueProvider(**pbs)
     return RemotePBSProProvider(select_options=spec.select_options, **pbs)

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from parsl.data_provider.data_manager import default_staging
 from parsl.data_provider.files import File
 from parsl.data_provider.staging import Staging
-from parsl.executors import HighThroughputExecutor
+from parsl.executors import HighThroughputExecutor, MPIExecutor
 from parsl.executors.base import ParslExecutor
 
 from pwrun.console import warn
@@ -312,3 +312,8 @@ def gather(futures: list[Future[T]]) -> Future[list[T]]:
 class SiteExecutor(MovesFiles, TimesOut, HighThroughputExecutor):  # type: ignore[misc]
     """An HTEX whose tasks' files and streams move between the workstation and its site, and
     whose tasks' timeouts are enforced there."""
+
+
+class SiteMPIExecutor(MovesFiles, TimesOut, MPIExecutor):  # type: ignore[misc]
+    """An MPIExecutor whose tasks' files and streams move between the workstation and its
+    site, and whose tasks' timeouts are enforced there."""

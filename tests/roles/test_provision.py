@@ -11,7 +11,7 @@ from pwrun.cluster import hostkeys, pyenv, slurm
 from pwrun.errors import PwrunError
 from pwrun.transport.ssh import SSHTarget
 
-SINFO = "compute*|2|2|up\ngpu|4+|1|up\ndebug|8|3|down\n"
+SINFO = "compute*|2|2|up|2000\ngpu|4+|1|up|64000+\ndebug|8|3|down|1\ndebug|8|1|down|n/a\n"
 
 
 def test_sinfo_facts_name_partitions_default_and_cores() -> None:
@@ -20,8 +20,15 @@ def test_sinfo_facts_name_partitions_default_and_cores() -> None:
     assert facts["pwrun_partitions"] == ["compute", "gpu", "debug"]
     assert facts["pwrun_default_partition"] == "compute"
     assert facts["pwrun_cores_per_node"] == 2
-    assert facts["pwrun_partition_info"]["gpu"] == {"cores_per_node": 4, "nodes": 1, "up": True}
-    assert facts["pwrun_partition_info"]["debug"]["up"] is False
+    assert facts["pwrun_partition_info"]["gpu"] == {
+        "cores_per_node": 4, "memory_mb": 64000, "nodes": 1, "up": True,
+    }  # fmt: skip
+    assert facts["pwrun_partition_info"]["debug"] == {
+        "cores_per_node": 8, "memory_mb": 1, "nodes": 4, "up": False,
+    }  # fmt: skip
+    assert slurm.node_shape(facts, None) == slurm.NodeShape(cores=2, memory_mb=2000)
+    assert slurm.node_shape(facts, "gpu") == slurm.NodeShape(cores=4, memory_mb=64000)
+    assert slurm.node_shape(facts, "nope") == slurm.node_shape({}, None) == slurm.NodeShape()
 
 
 @pytest.mark.parametrize("output", ["", "garbage line\n"])

@@ -24,6 +24,7 @@ from pwrun.parslcfg.executors import (
     LEGACY_PROVIDERS,
     ClusterSpec,
     LocalSpec,
+    MpiSpec,
     OwnEnv,
     PbsSpec,
     SlurmSpec,
@@ -202,12 +203,13 @@ def test_pbs_labels_take_queue_account_and_select(tmp_path: Path) -> None:
         ("  provider: slurm\n  queue: c\n",
          "x.yml: m.queue: not allowed with provider slurm (a PBS field: give provider pbspro or "
          "torque)"),
-        ("  partition: c\n  account: a\n",
+        ("  partition: c\n  queue: a\n",  # account is both families' now
          "x.yml: m.partition: not allowed with a PBS provider"),
         ("  provider: torque\n  select_options: ngpus=1\n",
          "x.yml: m.select_options: only for provider pbspro (Torque has no select)"),
         ("  queue: 'q -W x'\n", "x.yml: m.queue: 'q -W x' is not allowed here"),
-        ("  account: '$(id)'\n", "x.yml: m.account: '$(id)' is not allowed here"),
+        ("  provider: pbspro\n  account: '$(id)'\n",
+         "x.yml: m.account: '$(id)' is not allowed here"),
         ("  select_options: \"ngpus=1\\n#PBS -W x\"\n",
          "x.yml: m.select_options: 'ngpus=1\\n#PBS -W x' is not allowed here"),
         ("  provider: pbs\n", "x.yml: m.provider: Input should be 'local', 'slurm', 'pbspro'"),
@@ -401,6 +403,80 @@ def test_legacy_numbers_written_as_text_or_numbers(tmp_path: Path) -> None:
 def test_yaml_values_are_strict(tmp_path: Path, field: str, value: str, expected: str) -> None:
     text = f"map:\n  site: a\n  {field}: {value}\n"
     assert error(tmp_path, "x.yml", text) == f"x.yml: map.{field}: {expected}"
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (
+            "kind: mpi\n  max_workers_per_node: 2",
+            "map.max_workers_per_node: not allowed with kind: mpi",
+        ),
+        ("kind: mpi\n  gpus_per_node: 1", "map.gpus_per_node: not allowed with kind: mpi"),
+        ("mpi_launcher: srun", "map.mpi_launcher: allowed with kind: mpi only"),
+        ("max_workers_per_block: 1", "map.max_workers_per_block: allowed with kind: mpi only"),
+        ("kind: gpu", "map.kind: Input should be 'htex' or 'mpi'"),
+        (
+            "kind: mpi\n  launcher: srun",
+            "map.launcher: kind: mpi starts its pool with the simple launcher only",
+        ),
+        (
+            "kind: mpi\n  max_workers_per_block: 2",
+            "map: max_workers_per_block (2) is more than nodes_per_block (1)",
+        ),
+        ("kind: mpi\n  mpi_launcher: aprun", "map.mpi_launcher: Input should be 'srun' or"),
+        ("launcher: aprun", "map.launcher: Input should be 'srun', 'single_node', 'mpiexec'"),
+        ("account: 'a b'", "map.account: String should match pattern"),
+        ("qos: 'hi\\n#SBATCH --x'", "map.qos: String should match pattern"),
+        ("partition: 'a;b'", "map.partition: String should match pattern"),
+        ("constraint: 'a b'", "map.constraint: String should match pattern"),
+        ("exclusive: 1", "map.exclusive: Input should be a valid boolean"),
+        ("exclusive: 'yes'", "map.exclusive: Input should be a valid boolean"),
+        ("mem_per_node: 0", "map.mem_per_node: Input should be greater than or equal to 1"),
+        ("mem_per_node: 1.5", "map.mem_per_node: Input should be a valid integer"),
+        ("cores_per_node: 4097", "map.cores_per_node: Input should be less than or equal"),
+        ("gpus_per_node: 65", "map.gpus_per_node: Input should be less than or equal to 64"),
+    ],
+)
+def test_launcher_resource_and_mpi_fields_are_checked(
+    tmp_path: Path, lines: str, expected: str
+) -> None:
+    assert error(tmp_path, "x.yml", f"map:\n  site: a\n  {lines}\n").startswith(
+        f"x.yml: {expected}"
+    )
+
+
+def test_cluster_resources_on_site_local_are_named(tmp_path: Path) -> None:
+    for field, value in (("gpus_per_node", "1"), ("kind", "mpi"), ("launcher", "srun")):
+        text = f"here:\n  site: local\n  {field}: {value}\n"
+        expected = f"x.yml: here.{field}: not allowed on site local (a cluster field)"
+        assert error(tmp_path, "x.yml", text) == expected
+
+
+def test_resources_and_mpi_load(tmp_path: Path) -> None:
+    text = (
+        "map:\n  site: a\n  partition: a,b\n  account: proj-1\n  qos: high\n"
+        "  constraint: '[rack1*2&rack2*4]|gpu'\n  exclusive: true\n  mem_per_node: 64\n"
+        "  cores_per_node: 32\n  gpus_per_node: 4\n  nodes_per_block: 2\n"
+        "sim:\n  site: a\n  kind: mpi\n  nodes_per_block: 4\n  max_workers_per_block: 2\n"
+    )
+    specs = load_executors(write(tmp_path, "x.yml", text))
+    spec, mpi = specs["map"], specs["sim"]
+    assert isinstance(spec, ClusterSpec) and not isinstance(spec, MpiSpec)
+    assert (spec.account, spec.constraint, spec.exclusive, spec.gpus_per_node) == (
+        "proj-1", "[rack1*2&rack2*4]|gpu", True, 4,
+    )  # fmt: skip
+    assert spec.launcher_name() == "srun"
+    assert isinstance(mpi, MpiSpec) and mpi.launcher_name() == "simple"
+    assert (mpi.mpi_launcher, mpi.max_workers_per_block) == ("srun", 2)
+
+
+def test_parsl_utils_slurm_provider_resources(tmp_path: Path) -> None:
+    provider = {"account": "a", "qos": "q", "constraint": "c", "exclusive": False,
+                "mem_per_node": 8, "cores_per_node": 4, "gpus_per_node": 1}  # fmt: skip
+    legacy = {"e": {"POOL": "p", "SlurmProvider": provider}}
+    spec = load_executors(write(tmp_path, "executors.json", json.dumps(legacy)))["e"]
+    assert {name: getattr(spec, name) for name in provider} == provider
 
 
 def test_numbers_of_the_other_kind_where_harmless(tmp_path: Path) -> None:

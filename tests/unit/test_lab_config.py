@@ -62,12 +62,17 @@ def test_slurm_conf(lab: LabRecord) -> None:
     }
     assert essentials <= set(lines)
     assert lines[-4:] == [
-        "NodeName=site-b-c1 NodeAddr=10.201.7.11 CPUs=2 RealMemory=2000 State=UNKNOWN",
-        "NodeName=site-b-c2 NodeAddr=10.201.7.12 CPUs=2 RealMemory=2000 State=UNKNOWN",
+        "NodeName=site-b-c1 NodeAddr=10.201.7.11 CPUs=2 RealMemory=2000 Features=lab State=UNKNOWN",
+        "NodeName=site-b-c2 NodeAddr=10.201.7.12 CPUs=2 RealMemory=2000 Features=lab,gpu "
+        "Gres=gpu:2 State=UNKNOWN",
         "PartitionName=compute Nodes=site-b-c1,site-b-c2 Default=YES MaxTime=INFINITE State=UP",
         "PartitionName=gpu Nodes=site-b-c2 MaxTime=INFINITE State=UP",
     ]
-    assert len(lines) == 30
+    assert len(lines) == 31
+    assert render.gres_conf(lab.sites[1]).splitlines() == [
+        "NodeName=site-b-c2 Name=gpu File=/dev/null",
+        "NodeName=site-b-c2 Name=gpu File=/dev/zero",
+    ]
     other = render.slurm_conf(lab.sites[0])
     assert "ClusterName=sitea\n" in other and "site-b" not in other
 

@@ -24,14 +24,16 @@ from parsl.dataflow.dflow import DataFlowKernelLoader
 from parsl.dataflow.memoization import BasicMemoizer
 from parsl.dataflow.states import States
 from parsl.errors import ConfigurationError, NoDataFlowKernelError
-from parsl.executors import HighThroughputExecutor, ThreadPoolExecutor
+from parsl.executors import HighThroughputExecutor, MPIExecutor, ThreadPoolExecutor
 from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 from parsl.jobs.states import JobState
+from parsl.launchers import SimpleLauncher
 from parsl.monitoring import MonitoringHub
 from parsl.providers import LocalProvider, PBSProProvider, SlurmProvider, TorqueProvider
 from parsl.providers.cluster_provider import ClusterProvider
 from parsl.providers.errors import SchedulerMissingArgs
 from parsl.providers.torque.torque import translate_table
+from typeguard import TypeCheckError
 
 from pwrun.parslcfg import compat, workflow
 from pwrun.parslcfg.render import make_certificates
@@ -366,19 +368,26 @@ def test_a_with_block_cleans_up_its_dfk_once_and_a_later_load_builds_again(
 
 
 class TestLoadedHighThroughputExecutor:
-    """One encrypted HTEX as pwrun renders a site's, loaded with no workers."""
+    """One encrypted HTEX (or MPIExecutor) as pwrun renders a site's, loaded with no workers."""
 
-    @pytest.fixture(scope="class")
-    def loaded(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataFlowKernel]:
+    @pytest.fixture(scope="class", params=[HighThroughputExecutor, MPIExecutor])
+    def loaded(
+        self, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+    ) -> Iterator[DataFlowKernel]:
         run_dir = tmp_path_factory.mktemp("run")
-        htex = HighThroughputExecutor(
+        htex = request.param(
             label="site",
             address="127.0.0.1",
             launch_cmd=compat.worker_launch_cmd("10.1.2.3", 4567, "/remote/cert {dir}"),
-            provider=LocalProvider(init_blocks=0, min_blocks=0, max_blocks=1),
+            provider=LocalProvider(
+                init_blocks=0, min_blocks=0, max_blocks=1, launcher=SimpleLauncher()
+            ),
             encrypted=True,
-            interchange_launch_cmd=list(compat.INTERCHANGE_LAUNCH_CMD),
         )
+        if request.param is MPIExecutor:
+            with pytest.raises(TypeCheckError):  # why launch_interchange sets the attribute
+                MPIExecutor(interchange_launch_cmd=list(compat.INTERCHANGE_LAUNCH_CMD))
+        compat.launch_interchange(htex)
         assert htex.cert_dir is None
         compat.use_certificates(htex, str(make_certificates(run_dir)))
         config = Config(executors=[htex], run_dir=str(run_dir))

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from parsl.executors import HighThroughputExecutor
 from parsl.jobs.states import JobState
+from parsl.launchers import SimpleLauncher
 from parsl.providers import LocalProvider
 
 from pwrun.errors import InfrastructureError
@@ -23,7 +24,7 @@ from pwrun.parslcfg.render import (
     render,
     site_certificates,
 )
-from pwrun.parslcfg.staging import SiteExecutor
+from pwrun.parslcfg.staging import SiteExecutor, SiteMPIExecutor
 from pwrun.transport.ssh import SSHTarget
 
 REMOTE = "/home/u/.pwrun/runs/r1/map"
@@ -35,6 +36,7 @@ class LoginNode:
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
         self.fail: Exception | None = None
+        self.answers: dict[str, subprocess.CompletedProcess] = {}  # by command's first words
 
     def run(
         self, target: SSHTarget, command: str, input: str | None = None, **kwargs: Any
@@ -42,6 +44,9 @@ class LoginNode:
         self.calls.append({"host": target.host, "command": command, "input": input, **kwargs})
         if self.fail:
             raise self.fail
+        for start, answer in self.answers.items():
+            if command.startswith(start):
+                return answer
         stdout = {"sbatch": "Submitted batch job 42\n", "sacct": "42 RUNNING\n"}
         return subprocess.CompletedProcess(command, 0, stdout.get(command.split()[0], ""), "")
 
@@ -105,6 +110,36 @@ def test_status_and_cancel_run_through_the_seam(
     status, cancel = login.commands()[-2:]
     assert status.startswith("sacct -X --noheader") and status.endswith("--job '42'")
     assert cancel == "scancel 42"
+
+
+def test_refusal_is_sbatch_test_only_of_the_blocks_own_script(
+    provider: RemoteSlurmProvider, login: LoginNode, tmp_path: Path
+) -> None:
+    said = "sbatch: error: invalid partition specified: x\nallocation failure: Invalid partition\n"
+    login.answers["sbatch --test-only "] = subprocess.CompletedProcess("", 1, "", said)
+    checks = tmp_path / "checks"
+    checks.mkdir()
+    assert provider.refusal(str(checks)) == (
+        "sbatch: error: invalid partition specified: x; allocation failure: Invalid partition"
+    )
+    write, sbatch = login.calls[1:]
+    (script,) = checks.iterdir()  # the script Parsl wrote, under the checks directory
+    assert "#SBATCH --partition=compute" in write["input"] and script.name.startswith("pwrun-")
+    assert sbatch["command"] == f"sbatch --test-only {REMOTE}/submit_scripts/{script.name}"
+    assert provider.script_dir == str(tmp_path / "submit_scripts") and not provider.resources
+    ok = "sbatch: Job 3 to start at 2026-01-01T00:00:00 using 1 processors on nodes n1\n"
+    login.answers["sbatch --test-only "] = subprocess.CompletedProcess("", 0, "", ok)
+    assert provider.refusal(str(checks)) is None and not provider.resources
+    assert provider.submit("process_worker_pool.py", 1, "block") == "42"  # for real again
+    assert login.commands()[-1].startswith("sbatch /")
+
+
+def test_a_refusal_ssh_could_not_ask_is_infrastructure(
+    provider: RemoteSlurmProvider, login: LoginNode, tmp_path: Path
+) -> None:
+    login.answers["sbatch --test-only "] = subprocess.CompletedProcess("", 255, "", "no route\n")
+    with pytest.raises(InfrastructureError, match=r"10\.0\.0\.1: sbatch --test-only: no route"):
+        provider.refusal(str(tmp_path))
 
 
 def test_a_timeout_is_what_parsl_expects_of_a_failed_command(
@@ -208,6 +243,42 @@ def test_a_site_labels_blocks_are_slurm_jobs_on_its_login_node(
     assert provider.worker_init == (
         "source /env1/bin/activate\nexport B='two words'\nexport A=1\n\nmodule load x\n"
     )
+
+
+def test_kind_mpi_is_an_encrypted_mpi_executor_sized_from_the_facts(
+    login: LoginNode, tmp_path: Path
+) -> None:
+    specs = {
+        "mpi": executor_spec({"site": "site1", "kind": "mpi", "nodes_per_block": 2,
+                              "max_workers_per_block": 2, "mpi_launcher": "mpiexec"}),
+        "gpu": executor_spec({"site": "site2", "partition": "gpu", "account": "a1", "qos": "q",
+                              "constraint": "x&y", "exclusive": True, "gpus_per_node": 2}),
+    }  # fmt: skip
+    facts = {
+        "pwrun_default_partition": "compute",
+        "pwrun_partition_info": {
+            "compute": {"cores_per_node": 4, "memory_mb": 8192},
+            "gpu": {"cores_per_node": 2, "memory_mb": 4096},
+        },
+    }
+    sites = {
+        label: dataclasses.replace(endpoint(n), facts=facts)
+        for n, label in ((1, "mpi"), (2, "gpu"))
+    }
+    config = render(specs, sites, tmp_path, make_certificates(tmp_path))
+    mpi, gpu = config.executors
+    assert isinstance(mpi, SiteMPIExecutor) and isinstance(gpu, SiteExecutor)
+    assert mpi.encrypted and mpi.mpi_launcher == "mpiexec" and mpi.max_workers_per_block == 2
+    assert mpi.interchange_launch_cmd == list(INTERCHANGE_LAUNCH_CMD)
+    assert isinstance(mpi.provider, RemoteSlurmProvider)
+    assert isinstance(mpi.provider.launcher, SimpleLauncher)
+    assert (mpi.provider.cores_per_node, mpi.provider.mem_per_node) == (4, 8)  # compute's nodes
+    assert isinstance(gpu.provider, RemoteSlurmProvider)
+    assert (gpu.provider.cores_per_node, gpu.provider.mem_per_node) == (2, 4)  # gpu's nodes
+    assert gpu.available_accelerators == ["0", "1"] and gpu.max_workers_per_node == 2
+    for line in ("--partition=gpu", "--account=a1", "--qos=q", "--constraint=x&y", "--exclusive",
+                 "--gpus-per-node=2"):  # fmt: skip
+        assert f"#SBATCH {line}\n" in gpu.provider.scheduler_options
 
 
 def test_each_site_gets_the_workers_keys(login: LoginNode, tmp_path: Path) -> None:

@@ -131,7 +131,7 @@ def test_pbs_pro_is_told_by_its_version_and_folded_lines_are_joined(tmp_path: Pa
 
 
 def test_sinfo_wins_and_no_scheduler_is_one_clear_line(tmp_path: Path) -> None:
-    proc = facts_from(tmp_path, {"sinfo": "compute*|2|2|up\n", "qstat": WRAPPER_QUEUES})
+    proc = facts_from(tmp_path, {"sinfo": "compute*|2|2|up|2000\n", "qstat": WRAPPER_QUEUES})
     assert parse_facts(proc.stdout, "s", proc.returncode)["pwrun_scheduler"] == "slurm"
     assert "qstat" not in (tmp_path / "calls.log").read_text()
     empty = tmp_path / "empty"

@@ -125,15 +125,15 @@ def test_fingerprint_covers_variables_and_content(monkeypatch: pytest.MonkeyPatc
 def test_probe_quotes_the_env_path() -> None:
     probe = ready.probe_command({"pwrun_env_path": "/x/$(touch y)"})
     assert "cat -- '/x/$(touch y)'/.pwrun-env.json" in probe
-    assert "sinfo -h -o '%P|%c|%D|%a'" in probe
+    assert "sinfo -h -o '%P|%c|%D|%a|%m'" in probe
 
 
 def test_node_states_are_no_change_but_a_new_partition_is(fake: FakeSites, tmp_path: Path):
-    idle = "home=/h\nmarker={}\npython=ok\nscheduler:\n== slurm\ncompute*|2|2|up\ngpu|2|1|up\n"
-    completing = idle.replace("compute*|2|2|up", "compute*|2|1|up\ncompute*|2|1|up")
+    idle = "home=/h\nmarker={}\npython=ok\nscheduler:\n== slurm\ncompute*|2|2|up|9\ngpu|2|1|up|9\n"
+    completing = idle.replace("compute*|2|2|up|9", "compute*|2|1|up|9\ncompute*|2|1|up|9")
     fake.answers["10.0.0.1"] = idle
     ready.ready(SITES, TARGETS, tmp_path)
     fake.answers["10.0.0.1"] = completing  # a node of the last run's job still completing
     assert ready.ready(SITES, TARGETS, tmp_path)[1] == []
-    fake.answers["10.0.0.1"] = idle + "debug|2|1|up\n"
+    fake.answers["10.0.0.1"] = idle + "debug|2|1|up|9\n"
     assert ready.ready(SITES, TARGETS, tmp_path)[1] == ["site-a"]
