@@ -71,13 +71,24 @@ def run(
     inventory: Annotated[
         Path | None, typer.Option("-i", "--inventory", help="Ansible inventory of the clusters.")
     ] = None,
+    start: Annotated[
+        bool,
+        typer.Option(
+            "--start",
+            help="Start the run's PW clusters that are off, and stop them when the run ends.",
+        ),
+    ] = False,
+    start_timeout: Annotated[
+        float, typer.Option("--start-timeout", min=0, help="Seconds to wait for them to be on.")
+    ] = 1800,
 ) -> None:
     """Run a Parsl workflow on the clusters of an executors file (else on this machine)."""
-    from pwrun.run import run_on_sites, run_workflow
+    from pwrun.run import Start, run_on_sites, run_workflow
 
     if executors is None:
         raise typer.Exit(run_workflow(workflow, args or []))
-    raise typer.Exit(run_on_sites(workflow, args or [], executors, inventory))
+    started = Start(start_timeout) if start else None
+    raise typer.Exit(run_on_sites(workflow, args or [], executors, inventory, started))
 
 
 @app.command()
@@ -257,8 +268,7 @@ def clusters_start(names: Names, inventory: ClusterInventory, timeout: Timeout =
     try:
         start_and_wait(inventory, names, timeout, started.append, show_progress)
     except BaseException:
-        problems = stop_all(started)
-        for problem in problems:
+        for problem in stop_all(started).problems:
             warn(f"could not stop what this command started: {problem}")
         raise
     typer.echo(f"on: {', '.join(names)}")

@@ -19,6 +19,7 @@ from parsl.config import Config
 from pwrun import state
 from pwrun.console import err, error
 from pwrun.errors import InfrastructureError, PwrunError
+from pwrun.inventory.pw.lifecycle import show_progress, start_and_wait
 from pwrun.parslcfg import LOCAL_LABEL, compat, local_config
 from pwrun.parslcfg.executors import ClusterSpec, ExecutorSpec, load_executors
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
@@ -139,6 +140,32 @@ def plan_sites(
 
 
 @dataclasses.dataclass(frozen=True)
+class Start:
+    """`pwrun run --start`: start the run's PW clusters that are off, waiting up to `timeout`
+    seconds for them."""
+
+    timeout: float = 1800.0
+
+
+def clusters_to_start(
+    remote: dict[str, ClusterSpec], hosts: dict[str, dict[str, Any]], source: str
+) -> list[str]:
+    """The sites of `remote` that are off (and known): each must be a PW cluster."""
+    off = []
+    for label, spec in remote.items():
+        facts = hosts.get(spec.site)
+        if facts is None or is_on(facts) or spec.site in off:
+            continue
+        if facts.get("pwrun_source") != "pw":
+            raise PwrunError(
+                f"{source}: {label}.site: cluster {spec.site!r} is off, and --start starts PW "
+                "clusters only"
+            )
+        off.append(spec.site)
+    return off
+
+
+@dataclasses.dataclass(frozen=True)
 class Stages:
     """A run whose sites are ready: its record, and the DFKs its loads made so far."""
 
@@ -153,10 +180,13 @@ def on_sites(
     inventory: Path | None,
     workflow: str,
     interrupts: Interrupts,
+    start: Start | None = None,
 ) -> Iterator[Stages]:
     """The stages of a run on these executors (`source` names them in errors): inventory,
+    (with `start`: the PW clusters that are off started, and the inventory read again),
     provision, tunnels, then the loads (pwrun.run.loaded) while open; teardown on exit, also
-    after a failure or KeyboardInterrupt. `pwrun run` and pwrun.session() both run these."""
+    after a failure or KeyboardInterrupt, stops the clusters it started. `pwrun run` and
+    pwrun.session() both run these."""
     started = time.perf_counter()
     remote = {label: spec for label, spec in specs.items() if isinstance(spec, ClusterSpec)}
     if not remote:
@@ -166,10 +196,17 @@ def on_sites(
     else:
         clusters = read_inventory(inventory)
     hosts = clusters.hosts
-    targets = plan_sites(remote, hosts, source)
+    off = clusters_to_start(remote, hosts, source) if start else []
+    targets = plan_sites({k: v for k, v in remote.items() if v.site not in off}, hosts, source)
     record = RunRecord(state.new_run_dir(), workflow)
     record.timings["inventory"] = round(time.perf_counter() - started, 3)
     try:
+        if start and off and inventory is not None:
+            with record.stage(RunStatus.CLUSTERS):
+                start_and_wait(inventory, off, start.timeout, record.add_started, show_progress)
+                clusters = read_inventory(inventory, flush_cache=True)  # now with addresses
+                hosts = clusters.hosts
+                targets = plan_sites(remote, hosts, source)
         cert_dir = make_certificates(record.directory)
         sites = {site: clusters.ansible_hosts[site] for site in targets}
         with ThreadPoolExecutor(len(remote) or 1, thread_name_prefix="pwrun-connect") as pool:
@@ -214,7 +251,11 @@ def on_sites(
 
 
 def run_on_sites(
-    workflow: Path, args: list[str], executors_file: Path, inventory: Path | None
+    workflow: Path,
+    args: list[str],
+    executors_file: Path,
+    inventory: Path | None,
+    start: Start | None = None,
 ) -> int:
     """The whole run: the stages (on_sites) around the workflow, under pwrun's own signal
     handling."""
@@ -223,7 +264,7 @@ def run_on_sites(
     specs = load_executors(executors_file)
     check_labels(workflow, specs, str(executors_file))
     with (
-        on_sites(specs, str(executors_file), inventory, str(workflow), interrupts) as run,
+        on_sites(specs, str(executors_file), inventory, str(workflow), interrupts, start) as run,
         run.record.stage(RunStatus.WORKFLOW),
     ):
         return run_script(workflow, args, run.dfks)
