@@ -22,6 +22,7 @@ from pwrun.lab.model import LAB_USER
 from pwrun.provision.inventory import read_inventory, ssh_target
 from tests.emulators.pw_api import PwApiEmulator, pw_cluster
 from tests.inventory.conftest import PW_KEY
+from tests.run.test_run_lab import assert_nothing_left
 
 pytestmark = pytest.mark.lab
 WORKFLOWS = Path(__file__).with_name("workflows")
@@ -117,6 +118,7 @@ def test_run_start_runs_then_stops(lab: Lab, platform, tmp_path: Path) -> None:
     record = run_record(tmp_path)
     assert record["status"] == "down" and record["started_clusters"] == []
     assert "clusters" in record["timings"]
+    assert_nothing_left(lab)
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "kill -9"])
@@ -142,8 +144,8 @@ def test_interrupted_run_stops_the_cluster(lab: Lab, platform, tmp_path: Path, h
         proc.communicate(timeout=120)
         assert proc.returncode == 130
     else:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=30)
+        proc.kill()  # pwrun alone: its children (tunnel, interchange) are left for `down`
+        proc.wait(timeout=30)
         assert api.clusters[0]["_phase"] == "on"  # nobody stopped it yet
         down = pwrun(["down"], cwd=tmp_path)
         _, errors = down.communicate(timeout=300)
@@ -154,3 +156,4 @@ def test_interrupted_run_stops_the_cluster(lab: Lab, platform, tmp_path: Path, h
         "/api/organizations/emulated/users/alice/clusters/pwlab/stop",
     )
     assert run_record(tmp_path)["started_clusters"] == []
+    assert_nothing_left(lab)
