@@ -315,12 +315,18 @@ def lab_up(
     directory: Annotated[
         Path | None, typer.Option(help="Lab directory (default: a new one).")
     ] = None,
+    scheduler: Annotated[
+        str,
+        typer.Option(
+            help="slurm, or torque: login nodes offer Slurm's Torque wrappers (qsub...), no sinfo."
+        ),
+    ] = "slurm",
 ) -> None:
     """Bring up lab sites and print the lab directory (ssh_config, known_hosts, inventory.yml)."""
     from pwrun.lab import Lab, LabError
 
     try:
-        lab = Lab.up(sites=sites, compute_nodes=compute_nodes, directory=directory)
+        lab = Lab.up(sites, compute_nodes, directory, scheduler)
     except LabError as exc:
         raise PwrunError(f"lab: {exc}") from None
     typer.echo(lab.directory)

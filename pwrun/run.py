@@ -8,7 +8,7 @@ import runpy
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,14 @@ from pwrun.console import err, error
 from pwrun.errors import InfrastructureError, PwrunError
 from pwrun.inventory.pw.lifecycle import show_progress, start_and_wait
 from pwrun.parslcfg import LOCAL_LABEL, compat, local_config
-from pwrun.parslcfg.executors import ClusterSpec, ExecutorSpec, load_executors
+from pwrun.parslcfg.executors import (
+    ClusterSpec,
+    ExecutorSpec,
+    PbsSpec,
+    by_scheduler,
+    default_provider,
+    load_executors,
+)
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
 from pwrun.parslcfg.workflow import check_labels, merge, summary
 from pwrun.process import Interrupts, ProcessRef
@@ -121,7 +128,7 @@ def run_workflow(workflow: Path, args: list[str]) -> int:
 
 
 def plan_sites(
-    remote: dict[str, ClusterSpec], hosts: dict[str, dict[str, Any]], source: str
+    remote: Mapping[str, ClusterSpec], hosts: dict[str, dict[str, Any]], source: str
 ) -> dict[str, SSHTarget]:
     """Check that every cluster label's site exists in the inventory, is on and is reachable
     by valid ssh settings, before anything is made; how pwrun reaches each site."""
@@ -226,6 +233,7 @@ def on_sites(
                     )
                     for label, future in opening.items()
                 }
+        specs = schedulers_chosen(specs, source, hosts, facts, record)  # every executor recorded
 
         def fresh() -> Config:
             return render(specs, endpoints, record.directory, cert_dir)
@@ -268,6 +276,23 @@ def run_on_sites(
         run.record.stage(RunStatus.WORKFLOW),
     ):
         return run_script(workflow, args, run.dfks)
+
+
+def schedulers_chosen(
+    specs: dict[str, ExecutorSpec],
+    source: str,
+    hosts: dict[str, dict[str, Any]],
+    facts: dict[str, dict[str, Any]],
+    record: RunRecord,
+) -> dict[str, ExecutorSpec]:
+    """The executors as their sites' schedulers (the facts, else the inventory's) call for,
+    before any job is submitted; each executor's record says which, for teardown."""
+    providers = {site: default_provider({**hosts[site], **facts[site]}) for site in facts}
+    specs = by_scheduler(specs, providers, source)
+    for executor in record.executors:
+        executor.scheduler = "pbs" if isinstance(specs[executor.label], PbsSpec) else "slurm"
+    record.save()
+    return specs
 
 
 def connect(

@@ -26,7 +26,7 @@ from pwrun.errors import InfrastructureError
 from pwrun.inventory.pw.lifecycle import StartedCluster, stop_all
 from pwrun.process import ProcessRef
 from pwrun.transport import tunnel
-from pwrun.transport.files import STORE_DIR
+from pwrun.transport.files import JOBS_FILE, STORE_DIR
 from pwrun.transport.ssh import SSHTarget
 
 RECORD = state.RUN_RECORD
@@ -54,9 +54,12 @@ class ExecutorRecord:
     ssh: SSHTarget
     remote_dir: str
     tunnel: str
+    scheduler: str = "slurm"  # or "pbs": set once the site's facts are known
 
     def blocks_command(self, action: str) -> str:
-        """A shell command listing (or cancelling) this executor's Slurm jobs on the site."""
+        """A shell command listing (or cancelling) this executor's jobs on the site."""
+        if self.scheduler == "pbs":
+            return self._pbs_blocks_command(action)
         ids = (
             "squeue -h -u \"$(id -un)\" -o '%i %o' | "
             f"awk -v d={shlex.quote(self.remote_dir + '/')} 'index($2, d) == 1 {{print $1}}'"
@@ -64,6 +67,18 @@ class ExecutorRecord:
         if action == "list":
             return ids
         return f'ids=$({ids}); [ -z "$ids" ] || scancel $ids'
+
+    def _pbs_blocks_command(self, action: str) -> str:
+        """PBS: the job ids the executor recorded (`JOBS_FILE`); listed are those qstat shows
+        neither completed (C, E, F, X) nor gone, cancelled is each of them (qdel of an ended
+        job fails, harmlessly)."""
+        jobs = shlex.quote(posixpath.join(self.remote_dir, JOBS_FILE))
+        if action == "list":
+            return (
+                f"[ ! -s {jobs} ] || qstat $(cat {jobs}) 2>/dev/null | "
+                "awk 'table && NF >= 5 && $5 !~ /^[CEFX]$/ {print $1} /^---/ {table = 1}'"
+            )
+        return f'[ ! -s {jobs} ] || for id in $(cat {jobs}); do qdel "$id" 2>/dev/null; done'
 
     def teardown(self) -> None:
         """Close the tunnel, cancel leftover blocks, remove remote temporaries and the run's

@@ -25,6 +25,10 @@ _DNS_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_DNS_LABEL}(?:\.{_DNS_LABEL})*\.?")
 # Directories on a site: absolute or under the home directory, plain characters only.
 REMOTE_PATH = re.compile(r"~|~?/[A-Za-z0-9._+/-]*")  # not ~user: another home
+# Scheduler names (PBS queues, accounts) go unquoted onto qsub's command line: plain words.
+SCHEDULER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@+-]{0,127}")
+# PBS resource lists (`ngpus=1:mem=4gb`) go into a `#PBS -l` line: one line of plain characters.
+PBS_RESOURCES = re.compile(r"[A-Za-z0-9_.=:+-]{0,1000}")
 
 # An sshd public host key as known_hosts and authorized_keys lines hold it: "type base64".
 HOST_KEY = re.compile(
@@ -36,6 +40,10 @@ LABEL_RULE = "letters, digits, '_' and '-', starting with a letter, at most 63 c
 CLUSTER_NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit"
 USER_NAME_RULE = "a login name: letters, digits, '_', '.' and '-', not starting with '-'"
 ADDRESS_RULE = "an IP address or a DNS host name"
+SCHEDULER_NAME_RULE = (
+    "a queue or account name: letters, digits and '._@+-', not starting with '.', '@', '+' or '-'"
+)
+PBS_RESOURCES_RULE = "resources such as 'ngpus=1:mem=4gb': letters, digits and '_.=:+-'"
 HOST_KEY_RULE = "an ssh public host key, 'ssh-ed25519 AAAA...' (type and base64 key)"
 REMOTE_PATH_RULE = (
     "an absolute path or one under '~/', of letters, digits and '._+/-', with no '..' part"
@@ -59,6 +67,14 @@ def cluster_name(value: str) -> str:
 
 def user_name(value: str) -> str:
     return _check(USER_NAME, USER_NAME_RULE, value)
+
+
+def scheduler_name(value: str) -> str:
+    return _check(SCHEDULER_NAME, SCHEDULER_NAME_RULE, value)
+
+
+def pbs_resources(value: str) -> str:
+    return _check(PBS_RESOURCES, PBS_RESOURCES_RULE, value)
 
 
 def address(value: str) -> str:
@@ -96,3 +112,5 @@ Address = Annotated[str, AfterValidator(address)]
 IPAddress = Annotated[str, AfterValidator(ip_address)]
 HostKey = Annotated[str, AfterValidator(host_key)]
 RemotePath = Annotated[str, AfterValidator(remote_path)]
+SchedulerName = Annotated[str, AfterValidator(scheduler_name)]
+PbsResources = Annotated[str, AfterValidator(pbs_resources)]

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(slurmctld slurmd slurm-client munge openssh-server openssh-client nftables
+APT_PACKAGES=(slurmctld slurmd slurm-client slurm-wlm-torque munge openssh-server openssh-client nftables
               iproute2 procps util-linux python3 python3-venv)
 if [ "$(id -u)" = 0 ]; then
   missing=()

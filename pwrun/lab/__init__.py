@@ -28,9 +28,16 @@ class Lab(LabRecord):
     """A running lab: its directory, sites and the ssh files that reach them."""
 
     @classmethod
-    def up(cls, sites: int = 2, compute_nodes: int = 1, directory: Path | None = None) -> Self:
-        """Bring up `sites` sites with `compute_nodes` compute nodes each; wait until usable."""
-        return lifecycle.up(cls, sites, compute_nodes, directory)
+    def up(
+        cls,
+        sites: int = 2,
+        compute_nodes: int = 1,
+        directory: Path | None = None,
+        scheduler: str = "slurm",
+    ) -> Self:
+        """Bring up `sites` sites with `compute_nodes` compute nodes each; wait until usable.
+        `scheduler` "torque" gives login nodes Slurm's Torque wrappers instead of its commands."""
+        return lifecycle.up(cls, sites, compute_nodes, directory, scheduler)
 
     def down(self) -> None:
         """Remove everything the lab made: processes, namespaces, nftables tables, its directory."""

@@ -14,11 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
+from pwrun.cluster.pbs import parse_pbsnodes
 from pwrun.lab import files, network, processes
 from pwrun.lab.model import (
+    COMMAND_DIR,
     LAB_NETNS,
     MAX_COMPUTE_NODES,
     MAX_SITES,
+    SCHEDULERS,
     LabError,
     LabRecord,
     Node,
@@ -33,15 +36,22 @@ POLL_INTERVAL = 0.05
 L = TypeVar("L", bound=LabRecord)
 
 
-def up(kind: type[L], sites: int, compute_nodes: int, directory: Path | None) -> L:
-    """A lab of `sites` sites with `compute_nodes` compute nodes each, usable (ssh answers,
-    compute nodes idle in Slurm); on any failure, what was made is removed."""
+def up(
+    kind: type[L], sites: int, compute_nodes: int, directory: Path | None, scheduler: str = "slurm"
+) -> L:
+    """A lab of `sites` sites with `compute_nodes` compute nodes each, whose login nodes offer
+    `scheduler` (one of SCHEDULERS), usable (ssh answers, compute nodes idle); on any failure,
+    what was made is removed."""
     if os.geteuid() != 0:
         raise LabError("the lab needs root (network namespaces, mounts, nftables)")
     if not 1 <= sites <= MAX_SITES or not 1 <= compute_nodes <= MAX_COMPUTE_NODES:
         raise LabError(
             f"a lab has 1 to {MAX_SITES} sites of 1 to {MAX_COMPUTE_NODES} compute nodes"
         )
+    if scheduler not in SCHEDULERS:
+        raise LabError(f"unknown lab scheduler {scheduler!r} (one of {', '.join(SCHEDULERS)})")
+    if scheduler == "torque" and not Path(COMMAND_DIR, "qsub").is_file():
+        raise LabError("a torque lab needs Debian's slurm-wlm-torque (apt-get install it)")
     directory = Path(directory or tempfile.mkdtemp(prefix="pwrun-lab-"))
     directory.mkdir(parents=True, exist_ok=True)
     lab = kind(directory=directory.resolve())
@@ -49,7 +59,7 @@ def up(kind: type[L], sites: int, compute_nodes: int, directory: Path | None) ->
         files.make_key(lab.key, "pwrun-lab")
         with _slot_lock():
             for index, slot in enumerate(free_slots(network.netns_names(), sites)):
-                _create_site(lab, Site.named(index, slot, compute_nodes))
+                _create_site(lab, Site.named(index, slot, compute_nodes, scheduler))
         for site in lab.sites:
             _start_site(lab, site)
             lab.save()
@@ -133,6 +143,12 @@ def _start_site(lab: LabRecord, site: Site) -> None:
     for node in site.nodes:
         node_dir = lab.node_dir(site, node)
         spec = {"hostname": node.hostname, "role": node.role, "var": str(node_dir), **common}
+        if node is site.login and site.hidden_commands:
+            spec |= {
+                "hide_commands": list(site.hidden_commands),
+                "command_dir": COMMAND_DIR,
+                "whiteouts": str(node_dir / "hidden-commands"),
+            }
         node.pid = processes.launch_node(node.netns, node_dir, spec)
         processes.wait_node_ready(node_dir)
 
@@ -147,7 +163,8 @@ def _wait_site_ready(site: Site) -> None:
     if not wait_until(lambda: _port_open(site.address, 22), SSHD_TIMEOUT, POLL_INTERVAL):
         raise LabError(f"{site.name}: sshd not up")
     expected = {n.hostname for n in site.computes}
-    if not wait_until(lambda: _idle_nodes(site.login) >= expected, SLURM_TIMEOUT, POLL_INTERVAL):
+    idle = _free_pbs_nodes if site.scheduler == "torque" else _idle_nodes
+    if not wait_until(lambda: idle(site.login) >= expected, SLURM_TIMEOUT, POLL_INTERVAL):
         raise LabError(f"{site.name}: compute nodes did not register with slurmctld")
 
 
@@ -166,3 +183,9 @@ def _idle_nodes(login: Node) -> set[str]:
         for name, state in (line.split() for line in proc.stdout.splitlines())
         if state == "idle"
     }
+
+
+def _free_pbs_nodes(login: Node) -> set[str]:
+    """Nodes whose state `pbsnodes -a` says is free (the Torque wrappers' idle)."""
+    proc = login.exec("pbsnodes -a", timeout=10)
+    return {name for name, node in parse_pbsnodes(proc.stdout).items() if node["state"] == "free"}

@@ -20,6 +20,12 @@ from pwrun.state import read_record, write_atomic
 LAB_USER = "pwlab"
 LAB_UID = 4242
 PARTITIONS = ("compute", "gpu")
+# A site's scheduler as its users meet it: Slurm itself, or Slurm behind Debian's Torque
+# wrappers (slurm-wlm-torque: qsub, qstat, qdel, pbsnodes) with Slurm's own query and cancel
+# commands hidden from the login node's PATH (qsub still calls sbatch, salloc and srun).
+SCHEDULERS = ("slurm", "torque")
+HIDDEN_ON_TORQUE = ("sinfo", "squeue", "scancel", "sacct", "scontrol")
+COMMAND_DIR = "/usr/bin"  # where Debian puts Slurm's and the wrappers' commands (/bin links here)
 NETNS_PREFIX = "pwlab"
 NFT_TABLE_PREFIX = "pwrun_lab_"
 MAX_SLOTS = 200
@@ -66,9 +72,10 @@ class Site:
     computes: list[Node]
     outer_veth: str
     nft_table: str
+    scheduler: str = "slurm"  # one of SCHEDULERS
 
     @classmethod
-    def named(cls, index: int, slot: int, compute_nodes: int) -> Site:
+    def named(cls, index: int, slot: int, compute_nodes: int, scheduler: str = "slurm") -> Site:
         """The `index`-th site of a lab (site-a, site-b...) in `slot`, before it runs."""
         name = f"site-{string.ascii_lowercase[index]}"
         login = Node(f"{name}-login", f"{NETNS_PREFIX}{slot}", f"10.200.{slot}.2", "login")
@@ -76,7 +83,9 @@ class Site:
             Node(f"{name}-c{k}", f"{NETNS_PREFIX}{slot}c{k}", f"10.201.{slot}.{10 + k}", "compute")
             for k in range(1, compute_nodes + 1)
         ]
-        return cls(name, slot, login, computes, f"pwl{slot}w", f"{NFT_TABLE_PREFIX}{slot}")
+        return cls(
+            name, slot, login, computes, f"pwl{slot}w", f"{NFT_TABLE_PREFIX}{slot}", scheduler
+        )
 
     @property
     def address(self) -> str:
@@ -96,6 +105,11 @@ class Site:
     @property
     def nodes(self) -> list[Node]:
         return [self.login, *self.computes]
+
+    @property
+    def hidden_commands(self) -> tuple[str, ...]:
+        """Commands the login node's users must not find on their PATH."""
+        return HIDDEN_ON_TORQUE if self.scheduler == "torque" else ()
 
 
 def free_slots(netns_names: set[str], count: int) -> list[int]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -54,6 +55,16 @@ def make_views(spec: dict[str, Any]) -> None:
     os.makedirs("/run/lock")
 
 
+def hide_commands(names: list[str], command_dir: str, whiteouts: str) -> None:
+    """Take `names` out of `command_dir` in this node's view: a read-only overlay whose upper
+    layer holds a whiteout (a 0/0 character device) per name. Everything else stays as it is."""
+    os.makedirs(whiteouts, mode=0o755)
+    for name in names:
+        os.mknod(os.path.join(whiteouts, name), stat.S_IFCHR, os.makedev(0, 0))
+    layers = f"lowerdir={whiteouts}:{command_dir}"
+    sh("mount", "-t", "overlay", "overlay", "-o", layers, command_dir)
+
+
 def mount_cgroup_for_slurmd() -> None:
     """slurmd 22.05 initialises its cgroup plugin even with proctrack/linuxproc."""
     tmpfs("/sys/fs/cgroup")
@@ -82,6 +93,8 @@ def main() -> None:
     with open(sys.argv[1]) as f:
         spec = json.load(f)
     socket.sethostname(spec["hostname"])
+    if spec.get("hide_commands"):  # before make_views hides the lab directory that holds them
+        hide_commands(spec["hide_commands"], spec["command_dir"], spec["whiteouts"])
     make_views(spec)
     if spec["role"] == "compute":
         mount_cgroup_for_slurmd()

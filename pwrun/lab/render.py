@@ -80,7 +80,7 @@ def inventory(lab: LabRecord) -> str:
             "ansible_user": LAB_USER,
             "pwrun_public_address": s.address,
             "pwrun_private_address": s.internal_address,
-            "pwrun_scheduler": "slurm",
+            "pwrun_scheduler": "pbs" if s.scheduler == "torque" else "slurm",
             "pwrun_partitions": list(PARTITIONS),
             "pwrun_status": "on",
             "pwrun_source": "lab",

@@ -34,7 +34,10 @@ from parsl.dataflow.dflow import DataFlowKernelLoader
 from parsl.errors import NoDataFlowKernelError
 from parsl.executors import HighThroughputExecutor
 from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
+from parsl.jobs.states import JobState, JobStatus
+from parsl.providers import TorqueProvider
 from parsl.providers.errors import SchedulerMissingArgs
+from parsl.providers.torque.torque import translate_table
 from parsl.utils import get_std_fname_mode
 
 from pwrun.console import warn
@@ -114,6 +117,44 @@ class SchedulerSeams(ABC):
         except KeyError as exc:
             raise SchedulerMissingArgs(exc.args, self.label) from None
         self.write_script(script_filename, script)
+
+
+# The PBS family's providers (TorqueProvider, and PBSProProvider, its subclass).
+# Relies on: both submitting with `qsub [-q Q] [-A A] <script>` through execute_wait and taking
+# the last non-empty line of its output as the job id; keeping their jobs in `resources` (job
+# id -> {"status": JobStatus, ...}), which `status()` reads after `_status()` has updated it;
+# TorqueProvider's `translate_table` from qstat's state letters; cancelling with `qdel <ids>`.
+
+
+def qstat_states(output: str, job_ids: list[str]) -> dict[str, str]:
+    """Each job's state letter in `qstat <ids>`'s table (Torque's, PBS Pro's default and the
+    Slurm Torque wrappers'): `Job id  Name  User  Time  S  Queue` rows after a line of dashes.
+
+    Torque truncates long ids, so a row names the job whose id starts with it, but an exact id
+    wins: Parsl's own parse takes the first id with that prefix, which for the bare numeric ids
+    of the Slurm wrappers gives job 1's row to job 12.
+    """
+    states: dict[str, str] = {}
+    rows = output.splitlines()
+    start = next((i + 1 for i, line in enumerate(rows) if line.startswith("---")), len(rows))
+    for line in rows[start:]:
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        shown = fields[0]
+        if shown in job_ids:
+            states[shown] = fields[4]
+        elif len(matching := [j for j in job_ids if j.startswith(shown)]) == 1:
+            states[matching[0]] = fields[4]
+    return states
+
+
+def set_job_states(provider: TorqueProvider, states: dict[str, str]) -> None:
+    """Record qstat's states in a PBS-family provider; a job qstat no longer lists has ended
+    (as Parsl's own parse decides)."""
+    for job_id, job in provider.resources.items():
+        state = translate_table.get(states[job_id], JobState.UNKNOWN) if job_id in states else None
+        job["status"] = JobStatus(state or JobState.COMPLETED)
 
 
 # --- executors ------------------------------------------------------------------------------

@@ -20,9 +20,9 @@ from __future__ import annotations
 import contextlib
 import json
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self, TypeAlias
+from typing import Annotated, Any, Literal, Self, TypeAlias, get_args
 
 import yaml
 from pydantic import (
@@ -30,8 +30,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -73,6 +75,11 @@ def _some_time(walltime: str) -> str:
 Text = Annotated[str, AfterValidator(_no_nul)]
 
 
+Provider: TypeAlias = Literal["local", "slurm", "pbspro", "torque"]
+PROVIDERS: tuple[str, ...] = get_args(Provider)
+PBS_PROVIDERS = PROVIDERS[2:]
+
+
 class _Spec(BaseModel):
     """What every entry may say, on any site: how blocks scale, workers, and their shell."""
 
@@ -80,8 +87,10 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     site: str
-    provider: Literal["slurm", "local"] | None = Field(
-        None, description="slurm on a cluster, local on this machine (the default for each)."
+    provider: Provider | None = Field(
+        None,
+        description="local on this machine; slurm, pbspro or torque on a cluster (default: the "
+        "cluster's scheduler)",
     )
     init_blocks: int = Field(1, ge=0, le=MAX_BLOCKS)
     min_blocks: int = Field(0, ge=0, le=MAX_BLOCKS)
@@ -91,16 +100,26 @@ class _Spec(BaseModel):
     max_workers_per_node: int | None = Field(None, ge=1, le=MAX_WORKERS_PER_NODE)
     env: dict[str, Text] = Field(default_factory=dict)
     worker_init: Text = ""
+    # the entry as written (legacy names translated) and each field's legacy name, kept for
+    # validating it again once the site's scheduler is known (`by_scheduler`)
+    _written: tuple[dict[str, Any], dict[str, tuple[str, ...]]] = PrivateAttr(({}, {}))
+
+    @property
+    def written(self) -> tuple[dict[str, Any], dict[str, tuple[str, ...]]]:
+        return self._written
+
+    @written.setter
+    def written(self, value: tuple[dict[str, Any], dict[str, tuple[str, ...]]]) -> None:
+        self._written = value
 
     @model_validator(mode="after")
     def _provider_matches_site(self) -> Self:
-        expected: Literal["slurm", "local"] = "local" if self.site == LOCAL_SITE else "slurm"
-        if self.provider not in (None, expected):
+        local = self.site == LOCAL_SITE
+        if self.provider is not None and (self.provider == "local") != local:
             raise ValueError(
                 f"provider {self.provider} does not run on site {self.site!r}: "
                 + ("use site: local" if self.provider == "local" else "use a cluster's name")
             )
-        self.provider = expected
         return self
 
     @field_validator("env")
@@ -126,13 +145,14 @@ class LocalSpec(_Spec):
     """A label whose workers run on this machine (`site: local`)."""
 
     site: Literal["local"] = Field(description="'local': this machine.")
+    provider: Provider | None = "local"
 
 
 class ClusterSpec(_Spec):
-    """A label whose blocks are Slurm jobs on a cluster of the inventory."""
+    """A label whose blocks are batch jobs on a cluster of the inventory: what every scheduler
+    takes. `SlurmSpec` and `PbsSpec` add their own fields."""
 
     site: validation.ClusterName = Field(description="Inventory host (cluster name).")
-    partition: Text | None = None
     nodes_per_block: int = Field(1, ge=1, le=MAX_NODES_PER_BLOCK)
     walltime: Annotated[str, AfterValidator(_some_time)] = Field("00:30:00", pattern=WALLTIME)
     scheduler_options: Text = ""
@@ -141,16 +161,80 @@ class ClusterSpec(_Spec):
     )
 
 
-ExecutorSpec: TypeAlias = LocalSpec | ClusterSpec
-# Refused on site local, each named: a cluster's field there would otherwise mean nothing.
-CLUSTER_ONLY = frozenset(ClusterSpec.model_fields) - frozenset(LocalSpec.model_fields)
-NOT_LOCAL = f"not allowed on site {LOCAL_SITE} (a cluster field)"
+class SlurmSpec(ClusterSpec):
+    """A label whose blocks are Slurm jobs (`provider: slurm`)."""
+
+    provider: Provider | None = "slurm"
+    partition: Text | None = None
 
 
-def executor_spec(entry: Mapping[Any, Any]) -> ExecutorSpec:
-    """One entry validated as the model its `site` chooses."""
-    model = LocalSpec if entry.get("site") == LOCAL_SITE else ClusterSpec
+class PbsSpec(ClusterSpec):
+    """A label whose blocks are PBS Pro or Torque jobs (`provider: pbspro | torque`)."""
+
+    provider: Provider | None = "pbspro"
+    queue: validation.SchedulerName | None = None
+    account: validation.SchedulerName | None = None
+    select_options: validation.PbsResources = Field(
+        "", description="appended to PBS Pro's `-l select=N:ncpus=C` (e.g. ngpus=1)"
+    )
+
+    @field_validator("select_options")
+    @classmethod
+    def _select_is_pbspro(cls, value: str, info: ValidationInfo) -> str:
+        if value and info.data.get("provider") != "pbspro":
+            raise ValueError("only for provider pbspro (Torque has no select)")
+        return value
+
+
+ExecutorSpec: TypeAlias = LocalSpec | SlurmSpec | PbsSpec
+MODELS: dict[str, type[LocalSpec] | type[SlurmSpec] | type[PbsSpec]] = {
+    "local": LocalSpec, "slurm": SlurmSpec, "pbspro": PbsSpec, "torque": PbsSpec,
+}  # fmt: skip
+# A field of another kind of entry is refused, each named: it would otherwise mean nothing.
+_OWN = {model: frozenset(model.model_fields) for model in set(MODELS.values())}
+ALL_FIELDS = frozenset().union(*_OWN.values())
+WHERE: dict[type[BaseModel], str] = {
+    LocalSpec: f"on site {LOCAL_SITE} (a cluster field)",
+    SlurmSpec: "with provider slurm (a PBS field: give provider pbspro or torque)",
+    PbsSpec: "with a PBS provider (a Slurm field: PBS takes queue)",
+}
+MODEL_NAMES: dict[str, type[BaseModel]] = {model.__name__: model for model in WHERE}
+
+
+def default_provider(facts: Mapping[str, Any]) -> str:
+    """The provider a cluster's scheduler facts (or inventory variables) call for: torque for
+    the Torque family, pbspro for other PBS, slurm otherwise (also when nothing is known)."""
+    if facts.get("pwrun_scheduler") != "pbs":
+        return "slurm"
+    return "torque" if facts.get("pwrun_pbs_flavour") == "torque" else "pbspro"
+
+
+def executor_spec(entry: Mapping[Any, Any], scheduler: str | None = None) -> ExecutorSpec:
+    """One entry validated as the model its `site` and `provider` choose. A cluster entry
+    without `provider` takes `scheduler` (a provider name: `default_provider` of the site's
+    facts); when that is not known yet, PBS fields make it a PBS entry, else a Slurm one."""
+    if entry.get("site") == LOCAL_SITE:
+        return LocalSpec.model_validate(entry)
+    given = entry.get("provider")
+    if given is None:
+        pbs_fields = (_OWN[PbsSpec] - _OWN[SlurmSpec]) & set(entry)
+        given = scheduler or ("pbspro" if pbs_fields else "slurm")
+        entry = {**entry, "provider": given}
+    # provider local (or anything else) on a cluster: SlurmSpec names the problem
+    model = PbsSpec if given in PBS_PROVIDERS else SlurmSpec
     return model.model_validate(entry)
+
+
+def check_provider(entry: Mapping[Any, Any], scheduler: str) -> None:
+    """A cluster entry's own `provider` must belong to the family `scheduler` does."""
+    given = entry.get("provider")
+    if given in PROVIDERS[1:] and MODELS[given] is not MODELS[scheduler]:
+        family = "PBS" if scheduler in PBS_PROVIDERS else "Slurm"
+        raise FieldError(
+            ("provider",),
+            f"site {entry.get('site')!r} runs {family} (its cluster facts): use provider "
+            f"{scheduler}, or leave provider out",
+        )
 
 
 class FieldError(ValueError):
@@ -190,10 +274,15 @@ LEGACY_IGNORED = {
     "SSH_CHANNEL_SCRIPT_DIR", "WORKER_LOGDIR_ROOT", "NTASKS_PER_NODE", "REQUIRED",
     "CONDA_ENV", "CONDA_DIR", "INSTALL_CONDA", "LOCAL_CONDA_YAML", "PROVIDER_TYPE",
 }  # fmt: skip
-LEGACY_PROVIDER_KEYS = {
-    "partition", "nodes_per_block", "init_blocks", "min_blocks", "max_blocks", "parallelism",
-    "walltime", "scheduler_options", "worker_init",
+_LEGACY_BLOCKS = {
+    "nodes_per_block", "init_blocks", "min_blocks", "max_blocks", "parallelism", "walltime",
+    "scheduler_options", "worker_init",
 }  # fmt: skip
+# parsl_utils' provider objects: their keyword arguments pwrun reads, and the provider each means
+LEGACY_PROVIDERS = {
+    "SlurmProvider": ("slurm", _LEGACY_BLOCKS | {"partition"}),
+    "PBSProProvider": ("pbspro", _LEGACY_BLOCKS | {"queue", "account", "select_options"}),
+}
 
 
 def from_legacy(entry: Mapping[Any, Any]) -> tuple[dict[str, Any], dict[str, tuple[str, ...]]]:
@@ -221,11 +310,13 @@ def from_legacy(entry: Mapping[Any, Any]) -> tuple[dict[str, Any], dict[str, tup
                 with contextlib.suppress(ValidationError):  # else the model names it
                     value = number.validate_python(value, strict=False)
             take(LEGACY_FIELDS[key], (key,), value)
-        elif key == "SlurmProvider":
+        elif key in LEGACY_PROVIDERS:
             if not isinstance(value, dict):
                 raise FieldError((key,), NULL_REFUSED if value is None else "expected a mapping")
+            provider, keys = LEGACY_PROVIDERS[key]
+            take("provider", (key,), provider)
             for name, setting in value.items():
-                if name not in LEGACY_PROVIDER_KEYS:
+                if name not in keys:
                     raise FieldError((key, name), "not supported by pwrun")
                 take(name, (key, name), setting)
         elif key not in LEGACY_IGNORED:
@@ -304,7 +395,9 @@ def load_executors(path: Path) -> dict[str, ExecutorSpec]:
 
 
 def executor_specs(data: object, source: str) -> dict[str, ExecutorSpec]:
-    """Validate an executors file's document (label -> entry), which `source` names in errors."""
+    """Validate an executors file's document (label -> entry), which `source` names in errors.
+    A cluster entry without `provider` is a PBS one when it has PBS fields, else a Slurm one,
+    until its site's facts say (`by_scheduler`)."""
     if not isinstance(data, dict) or not data:
         raise PwrunError(f"{source}: expected a mapping of executor labels to settings")
     specs = {}
@@ -319,7 +412,28 @@ def executor_specs(data: object, source: str) -> dict[str, ExecutorSpec]:
             specs[label] = executor_spec(entry)
         except ValueError as exc:
             raise PwrunError(f"{source}: {describe(label, exc, origin)}") from None
+        specs[label].written = (entry, origin)
     return specs
+
+
+def by_scheduler(
+    specs: Mapping[str, ExecutorSpec], schedulers: Mapping[str, str], source: str
+) -> dict[str, ExecutorSpec]:
+    """`specs` again as their sites' schedulers call for: `schedulers` gives a cluster's
+    provider (`default_provider` of its facts), which entries without `provider` take; one
+    given must be of its family. Errors name `source`, the label and the field."""
+    resolved = dict(specs)
+    for label, spec in specs.items():
+        if isinstance(spec, LocalSpec) or spec.site not in schedulers:
+            continue
+        entry, origin = spec.written
+        try:
+            check_provider(entry, schedulers[spec.site])
+            resolved[label] = executor_spec(entry, schedulers[spec.site])
+        except ValueError as exc:
+            raise PwrunError(f"{source}: {describe(label, exc, origin)}") from None
+        resolved[label].written = spec.written
+    return resolved
 
 
 def _name(part: object) -> str:
@@ -330,18 +444,28 @@ def _name(part: object) -> str:
 def describe(label: object, exc: ValueError, origin: Mapping[str, tuple[str, ...]] = {}) -> str:
     """Every problem as `label.field: message`; `origin` renames fields (legacy names)."""
     if isinstance(exc, ValidationError):
+        model = MODEL_NAMES.get(exc.title)
         return describe_validation(
-            exc, (label,), name=_name, rename=lambda loc: _renamed(loc, origin), explain=_explain
+            exc,
+            (label,),
+            name=_name,
+            rename=lambda loc: _renamed(loc, origin),
+            explain=_explainer(model),
         )
     loc = exc.loc if isinstance(exc, FieldError) else ()
     return f"{dotted((label, *loc), _name)}: {exc}"
 
 
-def _explain(error: ErrorDetails) -> str:
-    """Pydantic's message, but a cluster's field on site local says so."""
-    if error["type"] == "extra_forbidden" and error["loc"][:1] and error["loc"][0] in CLUSTER_ONLY:
-        return NOT_LOCAL
-    return validation_message(error)
+def _explainer(model: type[BaseModel] | None) -> Callable[[ErrorDetails], str]:
+    """Pydantic's messages, but another kind of entry's field says where it is not allowed."""
+
+    def explain(error: ErrorDetails) -> str:
+        field = error["loc"][0] if error["loc"] else None
+        if error["type"] == "extra_forbidden" and field in ALL_FIELDS and model in WHERE:
+            return f"not allowed {WHERE[model]}"
+        return validation_message(error)
+
+    return explain
 
 
 def _renamed(loc: Loc, origin: Mapping[str, tuple[str, ...]]) -> Loc:

@@ -3,19 +3,22 @@
 Current Parsl runs sbatch/squeue/scancel locally. ``RemoteSchedulerMixin`` sends those commands
 over a shared ssh connection instead, and writes submit scripts on the login node, so Parsl's
 own scaling (init/min/max_blocks, parallelism) works unchanged. Mix it in before a Parsl cluster
-provider, as `RemoteSlurmProvider` does.
+provider, as `RemoteSlurmProvider` does; `RemotePbsMixin` adds what the PBS family needs.
 """
 
 from __future__ import annotations
 
 import posixpath
+import shlex
 from pathlib import Path
 from typing import Any
 
-from parsl.providers import SlurmProvider
+from parsl.providers import PBSProProvider, SlurmProvider, TorqueProvider
+from parsl.providers.errors import SubmitException
 
 from pwrun.errors import InfrastructureError
-from pwrun.parslcfg.compat import SchedulerSeams
+from pwrun.parslcfg.compat import SchedulerSeams, qstat_states, set_job_states
+from pwrun.transport.files import JOBS_FILE
 from pwrun.transport.ssh import SSHTarget
 
 
@@ -54,3 +57,54 @@ class RemoteSchedulerMixin(SchedulerSeams):
 
 class RemoteSlurmProvider(RemoteSchedulerMixin, SlurmProvider):
     """Parsl's SlurmProvider, driving Slurm on a login node over ssh."""
+
+
+class RemotePbsMixin(RemoteSchedulerMixin):
+    """What the PBS family needs besides remote commands: qsub runs in the submit script
+    directory, every job id is recorded on the site, a failed qsub says why, and qstat's
+    table is read exactly (`compat.qstat_states`).
+
+    Slurm's Torque wrappers ignore a script's `#PBS -o/-e` and write job output into the
+    directory qsub runs in: there it stays under `remote_dir`, removed at teardown.
+    """
+
+    last_result: tuple[int, str, str]  # the last scheduler command's (returncode, out, err)
+
+    @property
+    def jobs_file(self) -> str:
+        """The site's list of this executor's job ids, one a line (teardown qdels them)."""
+        return posixpath.join(self.remote_dir, JOBS_FILE)
+
+    def scheduler_command(self, cmd: str, timeout: float) -> tuple[int, str, str]:
+        if cmd.startswith("qsub "):
+            cmd = f"cd -- {shlex.quote(self.remote_script_dir)} && {cmd}"
+        return super().scheduler_command(cmd, timeout)
+
+    def submit(self, command: str, tasks_per_node: int, job_name: str = "parsl") -> str:
+        self.last_result = (0, "", "")
+        job_id: str | None = super().submit(command, tasks_per_node, job_name)  # type: ignore[misc]
+        if not job_id:  # TorqueProvider logs qsub's failure and returns None
+            rc, out, err = self.last_result
+            raise SubmitException(job_name, f"qsub failed (exit {rc})", out, err)
+        self.ssh.run(f"echo {shlex.quote(job_id)} >> {shlex.quote(self.jobs_file)}")
+        return job_id
+
+    def execute_wait(self, cmd: str, timeout: float | None = None) -> tuple[int, str, str]:
+        self.last_result = super().execute_wait(cmd, timeout)
+        return self.last_result
+
+    def _status(self) -> None:
+        job_ids = list(self.resources)  # type: ignore[attr-defined]  # TorqueProvider's
+        rc, out, _ = self.execute_wait(f"qstat {' '.join(job_ids)}")
+        if rc == -1:
+            return  # the site is out of reach: the jobs' states are unknown, not ended
+        set_job_states(self, qstat_states(out, job_ids))  # type: ignore[arg-type]
+
+
+class RemoteTorqueProvider(RemotePbsMixin, TorqueProvider):
+    """Parsl's TorqueProvider, driving Torque (or Slurm's Torque wrappers) over ssh."""
+
+
+class RemotePBSProProvider(RemotePbsMixin, PBSProProvider):
+    """Parsl's PBSProProvider, driving PBS Pro over ssh. Job states come from qstat's default
+    table, which every PBS prints, rather than `qstat -x -f -F json` (PBS Pro only)."""

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from parsl.config import Config
 from parsl.curvezmq import create_certificates
 from parsl.executors import HighThroughputExecutor
+from parsl.launchers import SingleNodeLauncher
+from parsl.providers.cluster_provider import ClusterProvider
 
 from pwrun.data.cache import OBJECTS_DIR, ObjectCache
 from pwrun.parslcfg import local_executor, run_config
@@ -24,8 +27,8 @@ from pwrun.parslcfg.compat import (
     use_certificates,
     worker_launch_cmd,
 )
-from pwrun.parslcfg.executors import ClusterSpec, ExecutorSpec, LocalSpec
-from pwrun.parslcfg.remote import RemoteSlurmProvider
+from pwrun.parslcfg.executors import ClusterSpec, ExecutorSpec, LocalSpec, PbsSpec, SlurmSpec
+from pwrun.parslcfg.remote import RemotePBSProProvider, RemoteSlurmProvider, RemoteTorqueProvider
 from pwrun.parslcfg.staging import SiteExecutor
 from pwrun.transport.files import SiteFiles, store_dir
 from pwrun.transport.ssh import SSHTarget
@@ -52,24 +55,9 @@ def site_executor(
     files: SiteFiles,
     objects: ObjectCache,
 ) -> SiteExecutor:
-    """One HTEX whose blocks are Slurm jobs on `site`, submitted over ssh; its tasks' files
+    """One HTEX whose blocks are batch jobs on `site`, submitted over ssh; its tasks' files
     and streams move through `files`, their objects through `objects`."""
     remote_cert_dir = f"{site.remote_dir}/certificates"
-    provider = RemoteSlurmProvider(
-        ssh=site.ssh,
-        remote_dir=site.remote_dir,
-        partition=spec.partition,
-        nodes_per_block=spec.nodes_per_block,
-        init_blocks=spec.init_blocks,
-        min_blocks=spec.min_blocks,
-        max_blocks=spec.max_blocks,
-        parallelism=spec.parallelism,
-        walltime=spec.walltime,
-        scheduler_options=spec.scheduler_options,
-        worker_init=spec.shell_init(site.worker_init),
-        exclusive=False,
-        cmd_timeout=60,
-    )
     executor = SiteExecutor(
         label=label,
         address="127.0.0.1",
@@ -78,13 +66,38 @@ def site_executor(
         cores_per_worker=spec.cores_per_worker,
         max_workers_per_node=spec.max_workers_per_node,
         worker_logdir_root=f"{site.remote_dir}/worker_logs",
-        provider=provider,
+        provider=cluster_provider(spec, site),
         encrypted=True,
         interchange_launch_cmd=list(INTERCHANGE_LAUNCH_CMD),
     )
     use_certificates(executor, cert_dir)
     executor.attach(files, site.remote_dir, objects)
     return executor
+
+
+def cluster_provider(spec: ClusterSpec, site: SiteEndpoint) -> ClusterProvider:
+    """The Parsl provider that submits `spec`'s blocks on `site`, by its scheduler."""
+    common: dict[str, Any] = dict(
+        ssh=site.ssh,
+        remote_dir=site.remote_dir,
+        nodes_per_block=spec.nodes_per_block,
+        init_blocks=spec.init_blocks,
+        min_blocks=spec.min_blocks,
+        max_blocks=spec.max_blocks,
+        parallelism=spec.parallelism,
+        walltime=spec.walltime,
+        scheduler_options=spec.scheduler_options,
+        worker_init=spec.shell_init(site.worker_init),
+        cmd_timeout=60,
+    )
+    if isinstance(spec, SlurmSpec):
+        return RemoteSlurmProvider(partition=spec.partition, exclusive=False, **common)
+    if not isinstance(spec, PbsSpec):
+        raise TypeError(f"no provider for {type(spec).__name__}")
+    pbs = dict(queue=spec.queue, account=spec.account, launcher=SingleNodeLauncher(), **common)
+    if spec.provider == "torque":
+        return RemoteTorqueProvider(**pbs)
+    return RemotePBSProProvider(select_options=spec.select_options, **pbs)
 
 
 def make_certificates(run_dir: Path) -> Path:

@@ -3,10 +3,11 @@
 After site.yml makes a site ready, pwrun records what that depended on here (a fingerprint of
 the site's inventory variables, pwrun's Ansible content and version, the workstation's Parsl and
 Python) and what the site looked like then: the answer to a probe (home, the env's completion
-marker, its python, the Slurm partitions). A later run whose fingerprint is the same sends the
-probe again over the shared ssh connection the tunnels use anyway; the same answer means nothing
-changed, so the recorded facts stand and ansible-runner is not started. Any difference (a
-removed env, a new partition, an edited role or inventory) means site.yml runs as before.
+marker, its python, the scheduler's partitions or queues). A later run whose fingerprint is the
+same sends the probe again over the shared ssh connection the tunnels use anyway; the same answer
+means nothing changed, so the recorded facts stand and ansible-runner is not started. Any
+difference (a removed env, a new partition, an edited role or inventory) means site.yml runs as
+before.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, TypeVar
 
 from pwrun import __version__, state
 from pwrun.cluster.pyenv import workstation_parsl, workstation_python
-from pwrun.cluster.slurm import parse_sinfo, sinfo_command
+from pwrun.cluster.scheduler import facts_command, parse_facts
 from pwrun.errors import InfrastructureError, PwrunError
 from pwrun.provision.content import CONTENT
 from pwrun.provision.inventory import chosen_sites, read_inventory, ssh_target
@@ -31,7 +32,7 @@ from pwrun.provision.runner import SKIP_TAGS, provision
 from pwrun.transport.ssh import SSHTarget
 
 CONTENT_PARTS = ("site.yml", "ansible.cfg", "playbooks", "roles")
-SINFO_MARK = "sinfo:"
+SCHEDULER_MARK = "scheduler:"
 T = TypeVar("T")
 
 
@@ -70,16 +71,18 @@ def probe_command(facts: dict[str, Any]) -> str:
     env = shlex.quote(str(facts.get("pwrun_env_path", "")))
     return (
         f'echo "home=$HOME"; printf "marker=%s\\n" "$(cat -- {env}/.pwrun-env.json 2>&1)";'
-        f" test -x {env}/bin/python && echo python=ok; echo {SINFO_MARK}; {sinfo_command()} 2>&1"
+        f" test -x {env}/bin/python && echo python=ok; echo {SCHEDULER_MARK};"
+        f" ( {facts_command()} ) 2>&1"
     )
 
 
 def canonical(answer: str) -> str:
     """The probe's answer without what varies while nothing changed: sinfo prints a partition
-    once per node state (idle, completing...), so its lines count only once parsed."""
-    head, _, sinfo = answer.partition(f"{SINFO_MARK}\n")
+    once per node state (idle, completing...), pbsnodes each node's state and load, so the
+    scheduler's answer counts only once parsed."""
+    head, _, scheduler = answer.partition(f"{SCHEDULER_MARK}\n")
     try:
-        facts = parse_sinfo(sinfo)
+        facts = parse_facts(scheduler)
     except PwrunError:
         return answer
     return head + json.dumps(facts, sort_keys=True)

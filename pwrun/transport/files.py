@@ -50,6 +50,7 @@ from pwrun.transport.contents import (
 from pwrun.transport.ssh import SSHTarget, last_line
 
 STORE_DIR = "files"  # beside the run's executor directories on a site; removed at teardown
+JOBS_FILE = "jobs"  # in an executor's directory on a site: its PBS job ids, one a line
 MANIFEST = ".manifest"
 LARGE = 16 << 20  # bytes: a file this large goes by scp, not in a batch's stream
 

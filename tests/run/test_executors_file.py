@@ -19,9 +19,13 @@ from pwrun.errors import PwrunError
 from pwrun.parslcfg.executors import (
     LEGACY_FIELDS,
     LEGACY_IGNORED,
-    LEGACY_PROVIDER_KEYS,
+    LEGACY_PROVIDERS,
     ClusterSpec,
     LocalSpec,
+    PbsSpec,
+    SlurmSpec,
+    by_scheduler,
+    default_provider,
     load_executors,
 )
 
@@ -141,7 +145,7 @@ def test_local_site_takes_the_fields_that_apply_there(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "field",
-    sorted(set(ClusterSpec.model_fields) - set(LocalSpec.model_fields)),
+    sorted((set(SlurmSpec.model_fields) | set(PbsSpec.model_fields)) - set(LocalSpec.model_fields)),
 )
 def test_a_cluster_field_on_the_local_site_is_named(tmp_path: Path, field: str) -> None:
     value = {"nodes_per_block": "2", "walltime": "'01:00:00'", "run_dir": "/x"}.get(field, "x")
@@ -162,6 +166,114 @@ def test_cluster_fields_on_the_local_site_are_all_named_as_written(tmp_path: Pat
     )
     assert "x.yml: gpu.nope: Extra inputs are not permitted" in error(
         tmp_path, "x.yml", "gpu:\n  site: local\n  nope: 1\n"
+    )
+
+
+def test_pbs_labels_take_queue_account_and_select(tmp_path: Path) -> None:
+    text = (
+        "t:\n  site: hpc\n  provider: torque\n  queue: batch\n  account: proj-1\n"
+        "p:\n  site: hpc\n  queue: workq@server\n  select_options: 'ngpus=1:mem=4gb'\n"
+    )
+    specs = load_executors(write(tmp_path, "x.yml", text))
+    t, p = specs["t"], specs["p"]
+    assert isinstance(t, PbsSpec) and (t.provider, t.queue, t.account) == (
+        "torque",
+        "batch",
+        "proj-1",
+    )
+    # no provider: PBS fields make a PBS entry until the site's facts say which
+    assert isinstance(p, PbsSpec) and (p.provider, p.select_options) == (
+        "pbspro",
+        "ngpus=1:mem=4gb",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("  provider: torque\n  partition: c\n",
+         "x.yml: m.partition: not allowed with a PBS provider (a Slurm field: PBS takes queue)"),
+        ("  provider: slurm\n  queue: c\n",
+         "x.yml: m.queue: not allowed with provider slurm (a PBS field: give provider pbspro or "
+         "torque)"),
+        ("  partition: c\n  account: a\n",
+         "x.yml: m.partition: not allowed with a PBS provider"),
+        ("  provider: torque\n  select_options: ngpus=1\n",
+         "x.yml: m.select_options: only for provider pbspro (Torque has no select)"),
+        ("  queue: 'q -W x'\n", "x.yml: m.queue: 'q -W x' is not allowed here"),
+        ("  account: '$(id)'\n", "x.yml: m.account: '$(id)' is not allowed here"),
+        ("  select_options: \"ngpus=1\\n#PBS -W x\"\n",
+         "x.yml: m.select_options: 'ngpus=1\\n#PBS -W x' is not allowed here"),
+        ("  provider: pbs\n", "x.yml: m.provider: Input should be 'local', 'slurm', 'pbspro'"),
+    ],
+)  # fmt: skip
+def test_fields_of_the_other_family_are_named(tmp_path: Path, text: str, expected: str) -> None:
+    assert error(tmp_path, "x.yml", "m:\n  site: hpc\n" + text).startswith(expected)
+
+
+def test_the_sites_scheduler_chooses_the_provider(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "x.yml", "a:\n  site: hpc\nb:\n  site: hpc\n  queue: q\nc:\n  site: local\n"
+    )
+    specs = load_executors(path)
+    assert [s.provider for s in specs.values()] == ["slurm", "pbspro", "local"]
+    resolved = by_scheduler(specs, {"hpc": "torque"}, "x.yml")
+    assert [(type(s), s.provider) for s in resolved.values()] == [(PbsSpec, "torque")] * 2 + [
+        (LocalSpec, "local")
+    ]
+    assert by_scheduler(resolved, {"other": "slurm"}, "x.yml") == resolved
+    with pytest.raises(PwrunError) as raised:
+        by_scheduler(specs, {"hpc": "slurm"}, "x.yml")
+    assert str(raised.value) == (
+        "x.yml: b.queue: not allowed with provider slurm (a PBS field: give provider pbspro or "
+        "torque)"
+    )
+    given = load_executors(write(tmp_path, "y.yml", "a:\n  site: hpc\n  provider: slurm\n"))
+    with pytest.raises(PwrunError) as raised:
+        by_scheduler(given, {"hpc": "pbspro"}, "y.yml")
+    assert str(raised.value) == (
+        "y.yml: a.provider: site 'hpc' runs PBS (its cluster facts): use provider pbspro, "
+        "or leave provider out"
+    )
+    legacy = {"m": {"POOL": "hpc", "PARTITION": "c"}}
+    specs = load_executors(write(tmp_path, "e.json", json.dumps(legacy)))
+    with pytest.raises(PwrunError, match=r"^e\.json: m\.PARTITION: not allowed with a PBS"):
+        by_scheduler(specs, {"hpc": "torque"}, "e.json")
+
+
+@pytest.mark.parametrize(
+    ("facts", "provider"),
+    [
+        ({}, "slurm"),
+        ({"pwrun_scheduler": "slurm"}, "slurm"),
+        ({"pwrun_scheduler": "pbs"}, "pbspro"),
+        ({"pwrun_scheduler": "pbs", "pwrun_pbs_flavour": "pbspro"}, "pbspro"),
+        ({"pwrun_scheduler": "pbs", "pwrun_pbs_flavour": "torque"}, "torque"),
+    ],
+)
+def test_default_provider_from_facts(facts: dict[str, str], provider: str) -> None:
+    assert default_provider(facts) == provider
+
+
+def test_parsl_utils_pbspro_provider(tmp_path: Path) -> None:
+    entry = {"POOL": "hpc", "NODES": "2", "PBSProProvider": {"queue": "workq", "account": "a",
+             "select_options": "ngpus=1", "max_blocks": 3}}  # fmt: skip
+    spec = load_executors(write(tmp_path, "executors.json", json.dumps({"m": entry})))["m"]
+    assert isinstance(spec, PbsSpec)
+    assert (spec.provider, spec.queue, spec.account, spec.nodes_per_block, spec.max_blocks) == (
+        "pbspro", "workq", "a", 2, 3,
+    )  # fmt: skip
+    both = {"m": {**entry, "SlurmProvider": {}}}
+    assert error(tmp_path, "executors.json", json.dumps(both)) == (
+        "executors.json: m.SlurmProvider: provider is already given by PBSProProvider"
+    )
+    cpus = {"m": {"POOL": "hpc", "PBSProProvider": {"cpus_per_node": 4}}}
+    assert error(tmp_path, "executors.json", json.dumps(cpus)) == (
+        "executors.json: m.PBSProProvider.cpus_per_node: not supported by pwrun"
+    )
+    slurm = {"m": {"POOL": "hpc", "PARTITION": "c", "PBSProProvider": {}}}
+    assert error(tmp_path, "executors.json", json.dumps(slurm)).startswith(
+        "executors.json: m.PARTITION: not allowed with a PBS provider"
     )
 
 
@@ -415,8 +527,9 @@ NASTY = st.sampled_from(
 )  # fmt: skip
 TEXT = st.text(max_size=10) | NASTY
 FIELDS = st.sampled_from(
-    sorted({*ClusterSpec.model_fields, *LEGACY_FIELDS, *LEGACY_IGNORED, *LEGACY_PROVIDER_KEYS,
-            "SlurmProvider", "NODEZ"})
+    sorted({*SlurmSpec.model_fields, *PbsSpec.model_fields, *LEGACY_FIELDS, *LEGACY_IGNORED,
+            *(key for _, keys in LEGACY_PROVIDERS.values() for key in keys), *LEGACY_PROVIDERS,
+            "NODEZ"})
 )  # fmt: skip
 SCALARS = st.none() | st.booleans() | st.integers(-2, 10_002) | st.integers() | st.floats() | TEXT
 VALUES = st.recursive(
@@ -450,6 +563,9 @@ NEW_ENTRY = st.fixed_dictionaries(
         "run_dir": often(st.sampled_from(["~", "~/runs", "/scratch/u_1/.r+x"])),
         "env": often(st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,5}", fullmatch=True), TEXT)),
         "partition": TEXTS,
+        "queue": TEXTS,
+        "select_options": TEXTS,
+        "provider": often(st.sampled_from(["slurm", "pbspro", "torque"])),
         "worker_init": TEXTS,
     },
 )
@@ -464,6 +580,9 @@ LEGACY_ENTRY = st.fixed_dictionaries(
         "HOST_IP": VALUES,
         "SlurmProvider": often(
             st.fixed_dictionaries({}, optional={"max_blocks": often(st.integers(1, 5))})
+        ),
+        "PBSProProvider": often(
+            st.fixed_dictionaries({}, optional={"queue": TEXTS, "account": TEXTS})
         ),
     },
 )
@@ -490,6 +609,10 @@ def assert_loads_or_one_line_error(path: Path) -> None:
         if isinstance(spec, ClusterSpec):
             validation.remote_path(spec.run_dir)
             validation.cluster_name(spec.site)
+            if isinstance(spec, PbsSpec):  # on qsub's command line: plain words only
+                for name in filter(None, (spec.queue, spec.account)):
+                    validation.scheduler_name(name)
+                validation.pbs_resources(spec.select_options)
         else:
             assert isinstance(spec, LocalSpec) and spec.site == "local"
 

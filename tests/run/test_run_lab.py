@@ -32,11 +32,13 @@ def pwrun(*args: str, home: Path, timeout: float = 600) -> subprocess.CompletedP
     )  # fmt: skip
 
 
-def start_slow_run(lab: Lab, home: Path) -> subprocess.Popen:
+def start_slow_run(
+    lab: Lab, home: Path, *args: str, executors: Path = ONE_SITE
+) -> subprocess.Popen:
     """`pwrun run` of a workflow that waits after its first result; returns once it waits."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pwrun.cli", "run", str(WORKFLOWS / "slow.py"),
-         "-e", str(ONE_SITE), "-i", str(lab.inventory)],
+        [sys.executable, "-m", "pwrun.cli", "run", str(WORKFLOWS / "slow.py"), *args,
+         "-e", str(executors), "-i", str(lab.inventory)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=home, env=pwrun_env(home),
         start_new_session=True,  # pwrun leads its process group, as a shell's foreground job does
     )  # fmt: skip
@@ -47,12 +49,17 @@ def start_slow_run(lab: Lab, home: Path) -> subprocess.Popen:
     raise AssertionError(f"the run ended early: {proc.stderr.read()[-3000:]}")
 
 
-def assert_nothing_left(lab: Lab) -> None:
-    """No tunnel, interchange or ssh connection here; no block or run directory on any site."""
+def assert_nothing_left_here(lab: Lab) -> None:
+    """No tunnel, interchange or ssh connection to the lab on this machine."""
     for pattern in ("-R 127.0.0.1:", "HTEX interchange", f"{lab.directory}.*mux"):
         found = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True).stdout
         left = [line for line in found.splitlines() if started_here(int(line.split()[0]))]
         assert left == [], f"left behind: {left}"
+
+
+def assert_nothing_left(lab: Lab) -> None:
+    """Nothing here (`assert_nothing_left_here`); no block or run directory on any site."""
+    assert_nothing_left_here(lab)
     for site in lab.sites:
         proc = lab.ssh(site, "squeue -h -u pwlab; ls -A ~/.pwrun/runs 2>/dev/null; true")
         assert proc.stdout.strip() == "", f"{site.name}: left {proc.stdout!r}"

@@ -25,10 +25,12 @@ from parsl.dataflow.memoization import BasicMemoizer
 from parsl.errors import ConfigurationError, NoDataFlowKernelError
 from parsl.executors import HighThroughputExecutor, ThreadPoolExecutor
 from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
+from parsl.jobs.states import JobState
 from parsl.monitoring import MonitoringHub
-from parsl.providers import LocalProvider, SlurmProvider
+from parsl.providers import LocalProvider, PBSProProvider, SlurmProvider, TorqueProvider
 from parsl.providers.cluster_provider import ClusterProvider
 from parsl.providers.errors import SchedulerMissingArgs
+from parsl.providers.torque.torque import translate_table
 
 from pwrun.parslcfg import compat, workflow
 from pwrun.parslcfg.render import make_certificates
@@ -134,6 +136,37 @@ def test_submit_scripts_are_written_by_write_submit_script_under_script_dir(
     assert filename.startswith(f"{tmp_path}/block.")
     assert "#SBATCH --output=${job_stdout_path}" in template
     assert slurm_commands[-1] == f"sbatch {filename}"
+
+
+@pytest.mark.parametrize("kind", [TorqueProvider, PBSProProvider])
+def test_pbs_providers_qsub_qdel_and_keep_jobs_in_resources(
+    kind: type[TorqueProvider], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands: list[str] = []
+
+    def execute_wait(self: Any, cmd: str, timeout: float | None = None) -> tuple[int, str, str]:
+        commands.append(cmd)
+        return 0, "some banner\n42.server\n\n" if cmd.startswith("qsub") else "", ""
+
+    monkeypatch.setattr(kind, "execute_wait", execute_wait)
+    provider = kind(queue="q", account="a")
+    provider.script_dir = str(tmp_path)
+    job = provider.submit("true", 1, "block")
+    assert job == "42.server"  # the last non-empty line
+    assert commands[0].startswith("qsub  -q q -A a " + str(tmp_path))
+    assert set(provider.resources[job]) >= {"status"}
+    monkeypatch.setattr(kind, "_status", lambda self: None)
+    compat.set_job_states(provider, {job: "R"})
+    assert [s.state for s in provider.status([job])] == [JobState.RUNNING]
+    compat.set_job_states(provider, {})  # qstat no longer lists it
+    assert [s.state for s in provider.status([job])] == [JobState.COMPLETED]
+    provider.cancel([job])
+    assert commands[-1] == "qdel 42.server"
+
+
+def test_torque_states_are_qstats_letters() -> None:
+    assert translate_table["R"] == JobState.RUNNING and translate_table["Q"] == JobState.PENDING
+    assert translate_table["C"] == JobState.COMPLETED and translate_table["H"] == JobState.HELD
 
 
 class Seams(compat.SchedulerSeams):

@@ -115,10 +115,8 @@ def test_probe_quotes_the_env_path() -> None:
 
 
 def test_node_states_are_no_change_but_a_new_partition_is(fake: FakeSites, tmp_path: Path):
-    idle = "home=/h\nmarker={}\npython=ok\nsinfo:\ncompute*|2|2|up\ngpu|2|1|up\n"
-    completing = (
-        "home=/h\nmarker={}\npython=ok\nsinfo:\ncompute*|2|1|up\ncompute*|2|1|up\ngpu|2|1|up\n"
-    )
+    idle = "home=/h\nmarker={}\npython=ok\nscheduler:\n== slurm\ncompute*|2|2|up\ngpu|2|1|up\n"
+    completing = idle.replace("compute*|2|2|up", "compute*|2|1|up\ncompute*|2|1|up")
     fake.answers["10.0.0.1"] = idle
     ready.ready(SITES, TARGETS, tmp_path)
     fake.answers["10.0.0.1"] = completing  # a node of the last run's job still completing
