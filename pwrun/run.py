@@ -155,7 +155,7 @@ class Start:
 
 
 def clusters_to_start(
-    remote: dict[str, ClusterSpec], hosts: dict[str, dict[str, Any]], source: str
+    remote: Mapping[str, ClusterSpec], hosts: dict[str, dict[str, Any]], source: str
 ) -> list[str]:
     """The sites of `remote` that are off (and known): each must be a PW cluster."""
     off = []
