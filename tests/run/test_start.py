@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.emulators.pw_api import PwApiEmulator, pw_cluster
@@ -66,3 +68,47 @@ def test_only_pw_clusters_are_started(tmp_path: Path) -> None:
     assert not (tmp_path / "state" / "runs").exists() or not any(
         (tmp_path / "state" / "runs").iterdir()
     )
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "kill -9"])
+def test_interrupted_while_waiting(tmp_path: Path, how: str) -> None:
+    """Ctrl-C (to the whole group) while a cluster starts: the teardown stops it, exit 130.
+    kill -9: run.json says what was started, and `pwrun down` stops it."""
+    with PwApiEmulator(api_key=PW_KEY, current=True) as api:
+        api.clusters.append(pw_cluster("cold", status="off"))
+        api.never_up = {"cold"}
+        inventory = tmp_path / "x.pwrun.yml"
+        document = {"plugin": "pwrun", "sources": {"pw": {"host": api.url}}}
+        inventory.write_text(yaml.safe_dump(document))
+        executors = tmp_path / "x.executors.yml"
+        executors.write_text("job:\n  site: cold\n")
+        env = {**os.environ, "PW_API_KEY": PW_KEY, "PWRUN_HOME": str(tmp_path / "state")}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pwrun.cli", "run", str(WORKFLOWS / "slow.py"), "job",
+             "-e", str(executors), "-i", str(inventory), "--start"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+            start_new_session=True,
+        )  # fmt: skip
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.startswith("clusters: cold starting"):
+                break
+        else:
+            raise AssertionError(f"no progress line: {proc.communicate()[1]}")
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+            assert proc.wait(timeout=60) == 130
+        else:
+            proc.kill()
+            proc.wait(timeout=10)
+            assert api.clusters[0]["_phase"] == "starting"
+            down = subprocess.run(
+                [sys.executable, "-m", "pwrun.cli", "down"],
+                capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+            )  # fmt: skip
+            assert down.returncode == 0, down.stderr
+        proc.communicate()
+        assert api.actions == [("POST", f"{OWNED}/provision"), ("POST", f"{OWNED}/stop")]
+        assert api.clusters[0]["_phase"] == "off"
+        [record] = (tmp_path / "state" / "runs").glob("*/run.json")
+        assert json.loads(record.read_text())["started_clusters"] == []
