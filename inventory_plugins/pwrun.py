@@ -40,9 +40,9 @@ extends_documentation_fragment:
   - inventory_cache
 options:
   plugin:
-    description: Marks the file as this plugin's.
+    description: Marks the file as this plugin's (V(pwrun.hpc.pwrun) from the collection).
     required: true
-    choices: [pwrun]
+    choices: [pwrun, pwrun.hpc.pwrun]
     type: str
   strict_sources:
     description:

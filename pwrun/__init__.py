@@ -22,3 +22,17 @@ def config():  # -> parsl.config.Config, imported lazily: `pwrun --help` must st
 
 
 __all__ += ["config"]
+
+
+def session(executors, inventory=None):  # -> pwrun.sessions.Session (imports parsl lazily)
+    """``with pwrun.session(executors, inventory) as dfk:``: the stages of `pwrun run`
+    (inventory, provision, tunnels, load) around the block, torn down when it ends, or at
+    interpreter exit if it never does. `executors`: an executors file's path, or its content as
+    a mapping of label -> entry. See pwrun.sessions.Session.
+    """
+    from pwrun.sessions import Session
+
+    return Session(executors, inventory)
+
+
+__all__ += ["session"]

@@ -134,16 +134,21 @@ def plan_sites(
     by valid ssh settings, before anything is made; how pwrun reaches each site."""
     targets: dict[str, SSHTarget] = {}
     for label, spec in remote.items():
-        where = f"{source}: {label}.site"
-        if spec.site not in hosts:
-            known = ", ".join(sorted(hosts)) or "none"
-            raise PwrunError(f"{where}: no cluster {spec.site!r} in the inventory (known: {known})")
-        if not is_on(hosts[spec.site]):
-            raise PwrunError(f"{where}: cluster {spec.site!r} is off; start it first")
-        if spec.site not in targets:
-            targets[spec.site] = ssh_target(spec.site, hosts[spec.site])
+        target = site_target(spec.site, hosts, f"{source}: {label}.site")
+        targets.setdefault(spec.site, target)
         worker_address(spec.site, hosts[spec.site])
     return targets
+
+
+def site_target(site: str, hosts: dict[str, dict[str, Any]], where: str) -> SSHTarget:
+    """How pwrun reaches cluster `site` of the inventory; refused, naming `where`, when the
+    inventory lacks it, it is off, or its ssh settings are not valid."""
+    if site not in hosts:
+        known = ", ".join(sorted(hosts)) or "none"
+        raise PwrunError(f"{where}: no cluster {site!r} in the inventory (known: {known})")
+    if not is_on(hosts[site]):
+        raise PwrunError(f"{where}: cluster {site!r} is off; start it first")
+    return ssh_target(site, hosts[site])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,7 +204,8 @@ def on_sites(
     if not remote:
         clusters = Inventory.empty()
     elif inventory is None:
-        raise PwrunError(f"{source}: {next(iter(remote))}.site: clusters need -i INVENTORY")
+        label = next(iter(remote))
+        raise PwrunError(f"{source}: {label}.site: clusters need an inventory (-i INVENTORY)")
     else:
         clusters = read_inventory(inventory)
     hosts = clusters.hosts

@@ -13,15 +13,24 @@ def nothing() -> None:
     return None
 
 
+def first_results(dfk: parsl.DataFlowKernel) -> dict:
+    """One no-op task per executor, waited for; the apps by label. Prints the wall-clock time
+    (bench/session.py compares it across processes)."""
+    labels = [label for label in dfk.executors if not label.startswith("_parsl")]
+    apps = {label: python_app(nothing, executors=[label]) for label in labels}
+    for future in [app() for app in apps.values()]:
+        future.result()
+    print(f"first result at {time.time():.3f}", flush=True)
+    return apps
+
+
 if __name__ == "__main__":
     tasks = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     start = time.perf_counter()
     dfk = parsl.load(pwrun.config())
     print(f"loaded {time.perf_counter() - start:.2f} s")  # the DFK: interchanges, first blocks
-    labels = [label for label in dfk.executors if not label.startswith("_parsl")]
-    apps = {label: python_app(nothing, executors=[label]) for label in labels}
-    for future in [app() for app in apps.values()]:
-        future.result()
+    apps = first_results(dfk)
+    labels = list(apps)
     print(f"first result {time.perf_counter() - start:.2f} s")
     if tasks:
         start = time.perf_counter()

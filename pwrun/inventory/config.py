@@ -35,7 +35,7 @@ class _FileModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    plugin: Literal["pwrun"]
+    plugin: Literal["pwrun", "pwrun.hpc.pwrun"]  # its name in the checkout, its FQCN
     sources: dict[str, dict[str, Any] | None] = Field(min_length=1)
     strict_sources: bool = False
     # Applied by Ansible (constructed and inventory_cache fragments); typed here so typos fail.

@@ -49,11 +49,17 @@ def start_slow_run(
     raise AssertionError(f"the run ended early: {proc.stderr.read()[-3000:]}")
 
 
+def processes_here(pattern: str) -> list[str]:
+    """This test session's processes whose command line matches `pattern` (pgrep -af)."""
+    found = subprocess.run(["pgrep", "-af", "--", pattern], capture_output=True, text=True)
+    assert found.returncode in (0, 1), found.stderr  # 1: none matched
+    return [line for line in found.stdout.splitlines() if started_here(int(line.split()[0]))]
+
+
 def assert_nothing_left_here(lab: Lab) -> None:
     """No tunnel, interchange or ssh connection to the lab on this machine."""
     for pattern in ("-R 127.0.0.1:", "HTEX interchange", f"{lab.directory}.*mux"):
-        found = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True).stdout
-        left = [line for line in found.splitlines() if started_here(int(line.split()[0]))]
+        left = processes_here(pattern)
         assert left == [], f"left behind: {left}"
 
 

@@ -31,6 +31,9 @@ def test_installed_pwrun_works_outside_the_source_tree(tmp_path: Path) -> None:
     )  # fmt: skip
     installed = Path(content.stdout.strip())
     assert installed == venv / "share" / "pwrun"
+    # the roles' filters, by FQCN
+    filters = ".ansible/collections/ansible_collections/pwrun/hpc/plugins/filter"
     for path in ("site.yml", "ansible.cfg", "roles/tunnel/library/pwrun_tunnel.py",
-                 "inventory_plugins/pwrun.py", "playbooks/ready.yml"):  # fmt: skip
+                 "inventory_plugins/pwrun.py", "playbooks/ready.yml",
+                 f"{filters}/pwrun_ssh.py"):  # fmt: skip
         assert (installed / path).is_file(), path

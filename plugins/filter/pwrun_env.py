@@ -1,0 +1,1 @@
+../../roles/python_env/filter_plugins/pwrun_env.py

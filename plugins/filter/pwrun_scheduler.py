@@ -1,0 +1,1 @@
+../../roles/cluster_facts/filter_plugins/pwrun_scheduler.py

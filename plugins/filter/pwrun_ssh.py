@@ -1,0 +1,1 @@
+../../roles/ssh_access/filter_plugins/pwrun_ssh.py

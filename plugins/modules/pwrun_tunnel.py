@@ -1,0 +1,1 @@
+../../roles/tunnel/library/pwrun_tunnel.py

@@ -1,0 +1,1 @@
+../../roles/python_env/library/pwrun_wheelhouse.py
