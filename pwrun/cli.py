@@ -113,12 +113,22 @@ def run(
         bool,
         typer.Option(help="Record the run with Parsl's monitoring (see `pwrun monitor`)."),
     ] = False,
+    start: Annotated[
+        bool,
+        typer.Option(
+            "--start",
+            help="Start the run's PW clusters that are off, and stop them when the run ends.",
+        ),
+    ] = False,
+    start_timeout: Annotated[
+        float, typer.Option("--start-timeout", min=0, help="Seconds to wait for them to be on.")
+    ] = 1800,
 ) -> None:
     """Run a Parsl workflow on the clusters of an executors file (else on this machine)."""
     from pwrun.checkpoints import resumed_run
     from pwrun.progress import Watch
     from pwrun.report import Reports
-    from pwrun.run import run_on_sites, run_workflow
+    from pwrun.run import Start, run_on_sites, run_workflow
 
     reports = Reports(workflow, report, junit, Watch(progress_interval))
     earlier = resumed_run(workflow, resume_from) if resume or resume_from else None
@@ -126,9 +136,10 @@ def run(
         raise typer.Exit(reports.written(
             lambda: run_workflow(workflow, args or [], retries, earlier, reports.watch, monitor)
         ))  # fmt: skip
+    started = Start(start_timeout) if start else None
     raise typer.Exit(reports.written(
         lambda: run_on_sites(workflow, args or [], executors, inventory, retries, earlier,
-                             reports.watch, monitor)
+                             reports.watch, monitor, started)
     ))  # fmt: skip
 
 
@@ -329,8 +340,7 @@ def clusters_start(names: Names, inventory: ClusterInventory, timeout: Timeout =
     try:
         start_and_wait(inventory, names, timeout, started.append, show_progress)
     except BaseException:
-        problems = stop_all(started)
-        for problem in problems:
+        for problem in stop_all(started).problems:
             warn(f"could not stop what this command started: {problem}")
         raise
     typer.echo(f"on: {', '.join(names)}")

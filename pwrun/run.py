@@ -23,6 +23,7 @@ from pwrun import state
 from pwrun.checkpoints import checkpoints
 from pwrun.console import err, error, warn
 from pwrun.errors import InfrastructureError, PwrunError
+from pwrun.inventory.pw.lifecycle import show_progress, start_and_wait
 from pwrun.parslcfg import LOCAL_LABEL, check_monitoring, compat, local_config, monitoring_hub
 from pwrun.parslcfg.executors import (
     ClusterSpec,
@@ -258,6 +259,32 @@ def home(target: SSHTarget) -> str | InfrastructureError:
 
 
 @dataclasses.dataclass(frozen=True)
+class Start:
+    """`pwrun run --start`: start the run's PW clusters that are off, waiting up to `timeout`
+    seconds for them."""
+
+    timeout: float = 1800.0
+
+
+def clusters_to_start(
+    remote: Mapping[str, ClusterSpec], hosts: dict[str, dict[str, Any]], source: str
+) -> list[str]:
+    """The sites of `remote` that are off (and known): each must be a PW cluster."""
+    off = []
+    for label, spec in remote.items():
+        facts = hosts.get(spec.site)
+        if facts is None or is_on(facts) or spec.site in off:
+            continue
+        if facts.get("pwrun_source") != "pw":
+            raise PwrunError(
+                f"{source}: {label}.site: cluster {spec.site!r} is off, and --start starts PW "
+                "clusters only"
+            )
+        off.append(spec.site)
+    return off
+
+
+@dataclasses.dataclass(frozen=True)
 class Stages:
     """A run whose sites are ready: its record, the DFKs its loads made so far, and its
     routing (`routing.site_lost(site, reason)` gives up on a site: its tasks fail over)."""
@@ -278,12 +305,14 @@ def on_sites(
     resume: RunRecord | None = None,
     watch: Watch | None = None,
     monitor: bool = False,
+    start: Start | None = None,
 ) -> Iterator[Stages]:
     """The stages of a run on these executors (`source` names them in errors): inventory,
+    (with `start`: the PW clusters that are off started, and the inventory read again),
     provision, tunnels, then the loads (pwrun.run.loaded) while open; teardown on exit, also
-    after a failure or KeyboardInterrupt. `pwrun run` and pwrun.session() both run these.
-    `retries` (None: the workflow's) and ranked failover apply to every task; `resume` is a run
-    whose checkpointed tasks are not run again.
+    after a failure or KeyboardInterrupt, stops the clusters it started. `pwrun run` and
+    pwrun.session() both run these. `retries` (None: the workflow's) and ranked failover apply to
+    every task; `resume` is a run whose checkpointed tasks are not run again.
     `watch` follows the tasks (a summary table at the end); `monitor`: Parsl's monitoring."""
     watch = watch or Watch()
     hub = monitoring(workflow, monitor)
@@ -297,20 +326,28 @@ def on_sites(
     else:
         clusters = read_inventory(inventory)
     hosts = clusters.hosts
-    targets = plan_sites(remote, hosts, source)
-    routing = Routing(
-        {label: spec.fallback for label, spec in specs.items()},
-        {label: (spec.site, targets.get(spec.site)) for label, spec in specs.items()},
-        retries,
-    )
-    homes = reach(targets, remote, routing)
-    remote = {label: spec for label, spec in remote.items() if spec.site in homes}
-    targets = {site: target for site, target in targets.items() if site in homes}
+    off = clusters_to_start(remote, hosts, source) if start else []
+    targets = plan_sites({k: v for k, v in remote.items() if v.site not in off}, hosts, source)
     record, resumed = new_record(workflow, resume)
     watch.record = record
     record.timings["inventory"] = round(time.perf_counter() - started, 3)
+    routing = Routing()  # until the sites are known (and started)
     lost_sites = ""  # the sites lost during the run that stopped it, if any
     try:
+        if start and off and inventory is not None:
+            with record.stage(RunStatus.CLUSTERS):
+                start_and_wait(inventory, off, start.timeout, record.add_started, show_progress)
+                clusters = read_inventory(inventory, flush_cache=True)  # now with addresses
+                hosts = clusters.hosts
+                targets = plan_sites(remote, hosts, source)
+        routing = Routing(
+            {label: spec.fallback for label, spec in specs.items()},
+            {label: (spec.site, targets.get(spec.site)) for label, spec in specs.items()},
+            retries,
+        )
+        homes = reach(targets, remote, routing)
+        remote = {label: spec for label, spec in remote.items() if spec.site in homes}
+        targets = {site: target for site, target in targets.items() if site in homes}
         cert_dir = make_certificates(record.directory)
         sites = with_label_envs({site: clusters.ansible_hosts[site] for site in targets}, remote)
         with ThreadPoolExecutor(len(remote) or 1, thread_name_prefix="pwrun-connect") as pool:
@@ -406,6 +443,7 @@ def run_on_sites(
     resume: RunRecord | None = None,
     watch: Watch | None = None,
     monitor: bool = False,
+    start: Start | None = None,
 ) -> int:
     """The whole run: the stages (on_sites) around the workflow, under pwrun's own signal
     handling. `retries` wins over the executors file's; `resume`: see on_sites; `watch` shows
@@ -428,6 +466,7 @@ def run_on_sites(
             resume,
             watch,
             monitor,
+            start,
         ) as run,
         run.record.stage(RunStatus.WORKFLOW),
         shown(watch.tracker, watch.interval),

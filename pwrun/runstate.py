@@ -23,6 +23,7 @@ from typing import Any
 from pwrun import state
 from pwrun.console import warn
 from pwrun.errors import InfrastructureError
+from pwrun.inventory.pw.lifecycle import StartedCluster, stop_all
 from pwrun.process import ProcessRef
 from pwrun.transport import tunnel
 from pwrun.transport.files import JOBS_FILE, STORE_DIR
@@ -37,6 +38,7 @@ class RunStatus(StrEnum):
     """Where a run is; `DOWN` once everything it made is gone."""
 
     STARTING = "starting"
+    CLUSTERS = "clusters"  # starting PW clusters (pwrun run --start)
     PROVISION = "provision"
     TUNNELS = "tunnels"
     WORKFLOW = "workflow"
@@ -114,6 +116,7 @@ class RunRecord:
     status: RunStatus = RunStatus.STARTING
     executors: list[ExecutorRecord] = field(default_factory=list)
     interchanges: list[ProcessRef] = field(default_factory=list)  # Parsl's local interchanges
+    started_clusters: list[StartedCluster] = field(default_factory=list)  # stopped at teardown
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     resumed_from: str | None = None  # the run whose checkpoints this one reuses
     teardown_started: float | None = field(default=None, repr=False)  # perf_counter, not saved
@@ -136,6 +139,12 @@ class RunRecord:
         """Record an executor before its tunnel or remote files exist."""
         with _SAVING:
             self.executors.append(executor)
+            self._write()
+
+    def add_started(self, cluster: StartedCluster) -> None:
+        """Record a cluster before pwrun asks the platform to start it."""
+        with _SAVING:
+            self.started_clusters.append(cluster)
             self._write()
 
     def set_status(self, status: RunStatus) -> None:
@@ -181,6 +190,9 @@ class RunRecord:
                 "status": RunStatus(data["status"]),
                 "executors": executors,
                 "interchanges": [ProcessRef(**ref) for ref in data["interchanges"]],
+                "started_clusters": [
+                    StartedCluster(**started) for started in data.get("started_clusters", [])
+                ],
             }
         )
 
@@ -227,6 +239,9 @@ class RunRecord:
                 sites.setdefault(executor.site, []).append(executor)
         with ThreadPoolExecutor(max_workers=min(len(sites), 16) or 1) as pool:
             problems = [problem for found in pool.map(undo, sites.values()) for problem in found]
+        stopped = stop_all(self.started_clusters)  # the clusters it could not stop stay recorded
+        self.started_clusters = [c for c in self.started_clusters if c.name in stopped.failed]
+        problems += stopped.problems
         self.timings["teardown"] = round(time.perf_counter() - start, 3)
         self.set_status(RunStatus.TEARDOWN_FAILED if problems else RunStatus.DOWN)
         return problems

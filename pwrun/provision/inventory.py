@@ -44,8 +44,9 @@ class Inventory:
         return cls(None, {}, {})
 
 
-def read_inventory(path: Path) -> Inventory:
-    """Every host of an Ansible inventory (any source, the pwrun plugin too) with its hostvars.
+def read_inventory(path: Path, flush_cache: bool = False) -> Inventory:
+    """Every host of an Ansible inventory (any source, the pwrun plugin too) with its hostvars;
+    `flush_cache` asks the APIs again even when the file caches their answers.
 
     A source no plugin can read, or that a plugin fails on, is an error naming the file and
     the plugin's reason; the plugins' warnings (a failing API source, say) are shown.
@@ -54,8 +55,9 @@ def read_inventory(path: Path) -> Inventory:
     if not path.exists():
         raise PwrunError(f"{path}: inventory not found")
     _check_plugin_file_name(path)
+    flush = ["--flush-cache"] if flush_cache else []
     proc = subprocess.run(
-        ["ansible-inventory", "-i", str(path), "--list"],
+        ["ansible-inventory", "-i", str(path), "--list", *flush],
         capture_output=True, text=True, cwd=CONTENT,
         env={**os.environ, **ansible_env(), "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "True"},
     )  # fmt: skip

@@ -196,11 +196,33 @@ pw_records = shaped(
         partition_config=st.lists(shaped({"name": text}), max_size=3),
     ),
 )
+host_keys = st.one_of(
+    st.builds("ssh-ed25519 {}".format, st.from_regex(r"[A-Za-z0-9+/]{16,80}", fullmatch=True)),
+    st.sampled_from(["SHA256:abc", "@cert-authority * ssh-rsa AAAA"]),
+    text,
+)
+pw_current_records = shaped(  # today's GET /api/clusters items (the SDK's GeneralCluster)
+    {"name": mostly(names), "status": st.one_of(st.sampled_from(["active", "on", "off",
+                                                                 "stopped", "failed"]), text)},
+    ipAddress=mostly(hosts),
+    connectionString=mostly(st.builds("{}@{}".format, users, hosts)),
+    shouldPlatformProxy=st.one_of(st.booleans(), text),
+    sshHostKeys=maybe(st.lists(host_keys, max_size=3)),
+    user=text,
+    csp=text,
+    tags=maybe(st.lists(text, max_size=3)),
+    latestDeploymentNumber=st.one_of(st.integers(), text),
+)  # fmt: skip
 pw_raw = st.one_of(
     shaped(
         {"clusters": st.lists(pw_records, max_size=8)},
         api=st.sampled_from(["v3", "legacy"]),
         username=mostly(users),
+    ),
+    shaped(
+        {"clusters": st.lists(pw_current_records, max_size=8), "api": st.just("current")},
+        username=mostly(users),
+        host_keys=st.one_of(st.dictionaries(names, st.lists(host_keys, max_size=2)), json_values),
     ),
     json_values,
 )

@@ -67,7 +67,7 @@ def test_start_waits_then_stop(platform, inventory: Path) -> None:
     powers = PwClusters(inventory).powers(["cold"])
     assert (powers["cold"].state, powers["cold"].address) == ("on", "192.0.2.10")
 
-    assert stop_all(started) == []
+    assert stop_all(started).problems == []
     assert api.actions[-1] == STOP[generation]
     assert PwClusters(inventory).powers(["cold"])["cold"].state == "off"
     assert not api.key_in_url and api.unauthorized == 0
@@ -95,7 +95,7 @@ def test_cluster_that_never_comes_up(platform, inventory: Path) -> None:
     assert message.startswith("cluster not on within 1 s: cold ")
     assert ("starting" if generation != "legacy" else "off") in message
     assert [s.name for s in started] == ["cold"]
-    assert stop_all(started) == []  # what the CLI and a run's teardown do with it
+    assert stop_all(started).problems == []  # what the CLI and a run's teardown do with it
     assert api.actions == [START[generation], STOP[generation]]
     assert PwClusters(inventory).powers(["cold"])["cold"].state == "off"
 

@@ -256,15 +256,24 @@ def start_and_wait(
     return started
 
 
-def stop_all(started: Iterable[StartedCluster]) -> list[str]:
-    """Stop clusters pwrun started; one message per cluster that could not be stopped."""
-    problems = []
+@dataclass
+class Stopped:
+    """What `stop_all` could not stop: the clusters' names, and one message per cluster."""
+
+    failed: list[str]
+    problems: list[str]
+
+
+def stop_all(started: Iterable[StartedCluster]) -> Stopped:
+    """Stop clusters pwrun started, each through the inventory file that reached it."""
+    stopped = Stopped([], [])
     for cluster in started:
         try:
             PwClusters(Path(cluster.inventory)).stop(cluster)
         except PwrunError as exc:
-            problems.append(str(exc))
-    return problems
+            stopped.failed.append(cluster.name)
+            stopped.problems.append(str(exc))  # names the cluster, or the inventory file
+    return stopped
 
 
 def show_progress(powers: list[Power]) -> None:

@@ -89,7 +89,8 @@ class PwSource(Source[Options]):
             where = f"{path} {_label(index, item)}"
             build: Callable[[], Cluster]
             if api == "current":
-                keys = host_keys.get(item.get("name")) if isinstance(item, dict) else None
+                name = item.get("name") if isinstance(item, dict) else None
+                keys = host_keys.get(name) if isinstance(name, str) else None
                 build = functools.partial(
                     records.current_cluster, item, username, proxy, records.key_lines(keys)
                 )
