@@ -116,7 +116,8 @@ def start(
     target.write_file(script, SERVER.format(worker_init=worker_init), mode="700")
     quoted, where = shlex.quote(script), shlex.quote(remote_dir)
     if partition is None:
-        target.run(f"cd {where} && setsid {quoted} loopback > /dev/null 2>&1 < /dev/null &")
+        # `( ... &)`: the shell that ssh runs ends at once; the server holds none of its fds
+        target.run(f"cd {where} && (setsid {quoted} loopback > /dev/null 2>&1 < /dev/null &)")
     else:
         target.run(
             f"cd {where} && sbatch --parsable --job-name=pwrun-jupyter --nodes=1 "
