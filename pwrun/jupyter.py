@@ -36,11 +36,12 @@ PACKAGE = "jupyterlab"
 LABEL = "jupyter"
 START_TIMEOUT = 300.0  # a queued job and a cold server start
 # Runs on the site (bash: worker_init may `source`): $1 "loopback" (the controller) or "node"
-# (a Slurm job's node); starts JupyterLab on a free port there, writes "ADDRESS PORT" to
-# `address`, and stops the server once its directory is gone (teardown removed it).
+# (a Slurm job's node), $2 its directory (Slurm runs a copy of the script from its spool);
+# starts JupyterLab on a free port there, writes "ADDRESS PORT" to `address`, and stops the
+# server once its directory is gone (teardown removed it).
 SERVER = r"""#!/bin/bash
 set -u
-dir=$(cd "$(dirname "$0")" && pwd)
+dir=$2
 {worker_init}
 if [ "$1" = node ]; then ip=$(hostname -I | awk '{{print $1}}'); else ip=127.0.0.1; fi
 bind='import socket, sys; s = socket.socket(); s.bind((sys.argv[1], 0))'
@@ -117,11 +118,12 @@ def start(
     quoted, where = shlex.quote(script), shlex.quote(remote_dir)
     if partition is None:
         # `( ... &)`: the shell that ssh runs ends at once; the server holds none of its fds
-        target.run(f"cd {where} && (setsid {quoted} loopback > /dev/null 2>&1 < /dev/null &)")
+        detached = f"setsid {quoted} loopback {where} > /dev/null 2>&1 < /dev/null"
+        target.run(f"cd {where} && ({detached} &)")
     else:
         target.run(
             f"cd {where} && sbatch --parsable --job-name=pwrun-jupyter --nodes=1 "
-            f"--partition={shlex.quote(partition)} --output={where}/job.log {quoted} node"
+            f"--partition={shlex.quote(partition)} --output={where}/job.log {quoted} node {where}"
         )
 
 
