@@ -168,7 +168,11 @@ def forward(
 
 def wait_for_server(url: str, local: tunnel.Tunnel, target: SSHTarget, remote_dir: str) -> None:
     """Until JupyterLab answers through the forward (its API, with the token)."""
-    status = url.replace("/lab?", "/api/status?")
+    token = url.partition("token=")[2]
+    status = urllib.request.Request(
+        f"http://127.0.0.1:{local.local_port}/api/status",
+        headers={"Authorization": f"token {token}"},
+    )
 
     def answers() -> bool:
         if not local.alive():
