@@ -13,11 +13,12 @@ def nothing() -> None:
     return None
 
 
-def first_results(dfk: parsl.DataFlowKernel) -> dict:
-    """One no-op task per executor, waited for; the apps by label. Prints the wall-clock time
+def first_results(dfk: parsl.DataFlowKernel, function=nothing) -> dict:
+    """One task of `function` (a no-op of the script run as __main__, which Parsl sends by
+    value) per executor, waited for; the apps by label. Prints the wall-clock time
     (bench/session.py compares it across processes)."""
     labels = [label for label in dfk.executors if not label.startswith("_parsl")]
-    apps = {label: python_app(nothing, executors=[label]) for label in labels}
+    apps = {label: python_app(function, executors=[label]) for label in labels}
     for future in [app() for app in apps.values()]:
         future.result()
     print(f"first result at {time.time():.3f}", flush=True)
