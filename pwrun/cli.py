@@ -13,6 +13,7 @@ from rich.console import Console
 from pwrun import __version__, state
 from pwrun.console import err, error, warn
 from pwrun.errors import InfrastructureError, PwrunError
+from pwrun.validation import MAX_RETRIES
 
 INTERRUPTED = 130  # a shell's exit code after SIGINT
 
@@ -71,13 +72,34 @@ def run(
     inventory: Annotated[
         Path | None, typer.Option("-i", "--inventory", help="Ansible inventory of the clusters.")
     ] = None,
+    retries: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=MAX_RETRIES,
+            help="Retries per task (wins over the executors file's and the workflow's Config).",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Skip the tasks the latest run of this workflow finished (apps with cache=True).",
+        ),
+    ] = False,
+    resume_from: Annotated[
+        str | None,
+        typer.Option(help="Like --resume, from this run (an id `pwrun status` shows)."),
+    ] = None,
 ) -> None:
     """Run a Parsl workflow on the clusters of an executors file (else on this machine)."""
+    from pwrun.checkpoints import resumed_run
     from pwrun.run import run_on_sites, run_workflow
 
+    earlier = resumed_run(workflow, resume_from) if resume or resume_from else None
     if executors is None:
-        raise typer.Exit(run_workflow(workflow, args or []))
-    raise typer.Exit(run_on_sites(workflow, args or [], executors, inventory))
+        raise typer.Exit(run_workflow(workflow, args or [], retries, earlier))
+    raise typer.Exit(run_on_sites(workflow, args or [], executors, inventory, retries, earlier))
 
 
 @app.command()

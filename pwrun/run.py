@@ -17,7 +17,8 @@ from parsl import DataFlowKernel
 from parsl.config import Config
 
 from pwrun import state
-from pwrun.console import err, error
+from pwrun.checkpoints import checkpoints
+from pwrun.console import err, error, warn
 from pwrun.errors import InfrastructureError, PwrunError
 from pwrun.parslcfg import LOCAL_LABEL, compat, local_config
 from pwrun.parslcfg.executors import (
@@ -26,8 +27,9 @@ from pwrun.parslcfg.executors import (
     PbsSpec,
     by_scheduler,
     default_provider,
-    load_executors,
+    load_executors_file,
 )
+from pwrun.parslcfg.failover import Routing
 from pwrun.parslcfg.render import SiteEndpoint, copy_certificates, make_certificates, render
 from pwrun.parslcfg.workflow import check_labels, merge, summary
 from pwrun.process import Interrupts, ProcessRef
@@ -38,10 +40,12 @@ from pwrun.provision.inventory import (
     ssh_target,
     worker_address,
 )
-from pwrun.provision.ready import ready
+from pwrun.provision.ready import each, ready
 from pwrun.runstate import ExecutorRecord, RunRecord, RunStatus
 from pwrun.transport import tunnel
 from pwrun.transport.ssh import SSHTarget, expand_home
+
+START_TIMEOUT = 15.0  # seconds a site may take to answer its first ssh command
 
 
 @contextlib.contextmanager
@@ -104,16 +108,30 @@ def run_script(path: Path, args: list[str], dfks: list[DataFlowKernel]) -> int:
     return 0
 
 
-def run_workflow(workflow: Path, args: list[str]) -> int:
-    """Run `workflow` on the embedded local site and return its exit code."""
+def new_record(workflow: str, resume: RunRecord | None) -> tuple[RunRecord, list[str]]:
+    """A new run's record, and the checkpoints it reuses (those of `resume`, if given)."""
+    record = RunRecord(state.new_run_dir(), workflow, resumed_from=resume.id if resume else None)
+    if resume is None:
+        return record, []
+    found = checkpoints(resume)
+    err.print(f"pwrun: resuming run {resume.id} ({len(found)} checkpoint file(s))", highlight=False)
+    return record, found
+
+
+def run_workflow(
+    workflow: Path, args: list[str], retries: int | None = None, resume: RunRecord | None = None
+) -> int:
+    """Run `workflow` on the embedded local site and return its exit code; `retries`
+    overrides the workflow's, `resume` is a run whose finished tasks are not run again."""
     source = "the embedded local site (no -e EXECUTORS)"
     check_labels(workflow, [LOCAL_LABEL], source)
     interrupts = Interrupts()
     interrupts.install()
-    record = RunRecord(state.new_run_dir(), str(workflow))
+    record, resumed = new_record(str(workflow.resolve()), resume)
+    routing = Routing(retries=retries)
 
     def fresh() -> Config:
-        return local_config(record.directory)
+        return local_config(record.directory, routing, resumed)
 
     try:
         with (
@@ -150,12 +168,47 @@ def site_target(site: str, hosts: dict[str, dict[str, Any]], where: str) -> SSHT
     return ssh_target(site, hosts[site])
 
 
+def reach(
+    targets: dict[str, SSHTarget], remote: Mapping[str, ClusterSpec], routing: Routing
+) -> dict[str, str]:
+    """Each site's home directory, asked of all at once. A site that does not answer within
+    START_TIMEOUT is lost (its labels' tasks go to their fallbacks) if each label on it has a
+    fallback; otherwise the run stops here (exit 3) naming it."""
+    homes: dict[str, str] = {}
+    for site, answer in each(targets, lambda site: home(targets[site])).items():
+        if isinstance(answer, str):
+            homes[site] = answer
+            continue
+        stranded = [
+            label for label, spec in remote.items() if spec.site == site and not spec.fallback
+        ]
+        if stranded:
+            for target in targets.values():
+                target.close()
+            raise InfrastructureError(
+                f"site {site} is unreachable ({answer}) and label {stranded[0]} on it has no "
+                "fallback"
+            )
+        routing.site_lost(site, f"unreachable at start ({answer})")
+    return homes
+
+
+def home(target: SSHTarget) -> str | InfrastructureError:
+    """The login node's home directory, or why ssh could not tell."""
+    try:
+        return target.run("echo $HOME", timeout=START_TIMEOUT).stdout.strip()
+    except InfrastructureError as exc:
+        return exc
+
+
 @dataclasses.dataclass(frozen=True)
 class Stages:
-    """A run whose sites are ready: its record, and the DFKs its loads made so far."""
+    """A run whose sites are ready: its record, the DFKs its loads made so far, and its
+    routing (`routing.site_lost(site, reason)` gives up on a site: its tasks fail over)."""
 
     record: RunRecord
     dfks: list[DataFlowKernel]
+    routing: Routing
 
 
 @contextlib.contextmanager
@@ -165,10 +218,14 @@ def on_sites(
     inventory: Path | None,
     workflow: str,
     interrupts: Interrupts,
+    retries: int | None = None,
+    resume: RunRecord | None = None,
 ) -> Iterator[Stages]:
     """The stages of a run on these executors (`source` names them in errors): inventory,
     provision, tunnels, then the loads (pwrun.run.loaded) while open; teardown on exit, also
-    after a failure or KeyboardInterrupt. `pwrun run` and pwrun.session() both run these."""
+    after a failure or KeyboardInterrupt. `pwrun run` and pwrun.session() both run these.
+    `retries` (None: the workflow's) and ranked failover apply to every task; `resume` is a run
+    whose checkpointed tasks are not run again."""
     started = time.perf_counter()
     remote = {label: spec for label, spec in specs.items() if isinstance(spec, ClusterSpec)}
     if not remote:
@@ -180,7 +237,15 @@ def on_sites(
         clusters = read_inventory(inventory)
     hosts = clusters.hosts
     targets = plan_sites(remote, hosts, source)
-    record = RunRecord(state.new_run_dir(), workflow)
+    routing = Routing(
+        {label: spec.fallback for label, spec in specs.items()},
+        {label: (spec.site, targets.get(spec.site)) for label, spec in specs.items()},
+        retries,
+    )
+    homes = reach(targets, remote, routing)
+    remote = {label: spec for label, spec in remote.items() if spec.site in homes}
+    targets = {site: target for site, target in targets.items() if site in homes}
+    record, resumed = new_record(workflow, resume)
     record.timings["inventory"] = round(time.perf_counter() - started, 3)
     try:
         cert_dir = make_certificates(record.directory)
@@ -189,7 +254,14 @@ def on_sites(
             with record.stage(RunStatus.PROVISION):  # tunnels need no provisioning: they open now
                 opening = {
                     label: pool.submit(
-                        connect, record, label, spec, targets[spec.site], hosts[spec.site], cert_dir
+                        connect,
+                        record,
+                        label,
+                        spec,
+                        targets[spec.site],
+                        hosts[spec.site],
+                        cert_dir,
+                        homes[spec.site],
                     )
                     for label, spec in remote.items()
                 }
@@ -205,13 +277,13 @@ def on_sites(
         specs = schedulers_chosen(specs, source, hosts, facts, record)  # every executor recorded
 
         def fresh() -> Config:
-            return render(specs, endpoints, record.directory, cert_dir)
+            return render(specs, endpoints, record.directory, cert_dir, routing, resumed)
 
         config = fresh()
         (record.directory / state.RENDERED_CONFIG).write_text(repr(config))
         with loaded(config, fresh, source, record, interrupts) as dfks:
             try:
-                yield Stages(record, dfks)
+                yield Stages(record, dfks, routing)
             finally:
                 record.teardown_started = time.perf_counter()  # Parsl's own cleanup counts too
     finally:
@@ -223,21 +295,40 @@ def on_sites(
             style="dim",
             highlight=False,
         )
+        lost = routing.lost_labels()
+        for problem in [p for p in problems if p.partition(":")[0] in lost]:
+            problems.remove(problem)  # the run went on without that site: it is not this run's end
+            warn(f"teardown incomplete on a lost site: {problem}; `pwrun down` once it is back")
         if problems:
             raise InfrastructureError("teardown incomplete: " + "; ".join(problems))
 
 
 def run_on_sites(
-    workflow: Path, args: list[str], executors_file: Path, inventory: Path | None
+    workflow: Path,
+    args: list[str],
+    executors_file: Path,
+    inventory: Path | None,
+    retries: int | None = None,
+    resume: RunRecord | None = None,
 ) -> int:
     """The whole run: the stages (on_sites) around the workflow, under pwrun's own signal
-    handling."""
+    handling. `retries` wins over the executors file's; `resume`: see on_sites."""
     interrupts = Interrupts()
     interrupts.install()
-    specs = load_executors(executors_file)
+    loaded_file = load_executors_file(executors_file)
+    specs = loaded_file.labels
     check_labels(workflow, specs, str(executors_file))
+    retries = loaded_file.run.retries if retries is None else retries
     with (
-        on_sites(specs, str(executors_file), inventory, str(workflow), interrupts) as run,
+        on_sites(
+            specs,
+            str(executors_file),
+            inventory,
+            str(workflow.resolve()),
+            interrupts,
+            retries,
+            resume,
+        ) as run,
         run.record.stage(RunStatus.WORKFLOW),
     ):
         return run_script(workflow, args, run.dfks)
@@ -267,11 +358,11 @@ def connect(
     target: SSHTarget,
     hostvars: dict[str, Any],
     cert_dir: Path,
+    home: str,
 ) -> SiteEndpoint:
     """Open one executor's tunnel and give its remote run directory the run's worker keys,
     recording both before they exist. Executors connect at once, one thread each, while their
     sites are provisioned (the endpoint's worker_init comes from that, afterwards)."""
-    home = target.run("echo $HOME").stdout.strip()
     base = expand_home(spec.run_dir, home)
     address = worker_address(spec.site, hostvars)
     executor = ExecutorRecord(

@@ -107,6 +107,7 @@ class RunRecord:
     executors: list[ExecutorRecord] = field(default_factory=list)
     interchanges: list[ProcessRef] = field(default_factory=list)  # Parsl's local interchanges
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    resumed_from: str | None = None  # the run whose checkpoints this one reuses
     teardown_started: float | None = field(default=None, repr=False)  # perf_counter, not saved
 
     @property

@@ -30,6 +30,8 @@ SCHEDULER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@+-]{0,127}")
 # PBS resource lists (`ngpus=1:mem=4gb`) go into a `#PBS -l` line: one line of plain characters.
 PBS_RESOURCES = re.compile(r"[A-Za-z0-9_.=:+-]{0,1000}")
 
+# Parsl retries per task (the executors file's `pwrun.retries`, `pwrun run --retries`).
+MAX_RETRIES = 100
 # An sshd public host key as known_hosts and authorized_keys lines hold it: "type base64".
 HOST_KEY = re.compile(
     r"(?:ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com"

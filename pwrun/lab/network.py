@@ -78,3 +78,23 @@ def leftovers(site: Site, namespaces: set[str], tables: list[str]) -> list[str]:
 
 def _ip_batch(netns: str, *commands: str) -> None:
     run("ip", "-n", netns, "-batch", "-", input="".join(f"{c}\n" for c in commands))
+
+
+CUT_TABLE = "pwrun_cut"
+CUT_RULES = f"""table inet {CUT_TABLE} {{
+  chain in {{ type filter hook input priority -200; iifname "eth0" drop; }}
+  chain out {{ type filter hook output priority -200; oifname "eth0" drop; }}
+}}
+"""
+
+
+def cut(site: Site) -> None:
+    """Cut `site` off: its login node drops everything to and from the workstation (as a WAN
+    link that goes dark: no reset, no answer), while its compute nodes still reach it."""
+    run("ip", "netns", "exec", site.login.netns, "nft", "-f", "-", input=CUT_RULES)
+
+
+def restore(site: Site) -> None:
+    """Undo `cut` (absent is fine)."""
+    subprocess.run(["ip", "netns", "exec", site.login.netns, "nft", "delete", "table", "inet",
+                    CUT_TABLE], capture_output=True)  # fmt: skip

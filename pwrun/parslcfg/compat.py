@@ -7,6 +7,7 @@ modules use these names and never reach into Parsl's private parts themselves.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import functools
 import inspect
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from string import Template
+from types import FunctionType
 from typing import Any
 
 import parsl
@@ -27,13 +29,17 @@ import zmq
 import zmq.auth
 from parsl import DataFlowKernel
 from parsl.app.bash import remote_side_bash_executor
-from parsl.app.errors import RemoteExceptionWrapper
+from parsl.app.errors import RemoteExceptionWrapper, wrap_error
 from parsl.config import Config
 from parsl.data_provider.files import File
 from parsl.dataflow.dflow import DataFlowKernelLoader
 from parsl.errors import NoDataFlowKernelError
 from parsl.executors import HighThroughputExecutor
+from parsl.executors.base import ParslExecutor
+from parsl.executors.errors import ExecutorError
+from parsl.executors.high_throughput.errors import ManagerLost, WorkerLost
 from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
+from parsl.executors.status_handling import BlockProviderExecutor
 from parsl.jobs.states import JobState, JobStatus
 from parsl.providers import TorqueProvider
 from parsl.providers.errors import SchedulerMissingArgs
@@ -227,8 +233,142 @@ def is_bash_app(func: Callable[..., Any]) -> bool:
     Relies on: BashApp submitting `wrap_error(partial(remote_side_bash_executor, f))`, whose
     wrappers (monitoring's too) use functools.wraps.
     """
+    return bash_command(func) is not None
+
+
+def bash_command(func: Callable[..., Any]) -> Callable[..., Any] | None:
+    """A bash_app task function's `f`, which returns its command line; None for other apps.
+
+    Relies on: what `is_bash_app` does.
+    """
     inner = inspect.unwrap(func)
-    return isinstance(inner, functools.partial) and inner.func is remote_side_bash_executor
+    if isinstance(inner, functools.partial) and inner.func is remote_side_bash_executor:
+        return inner.args[0]
+    return None
+
+
+# --- timeouts -------------------------------------------------------------------------------
+
+
+def by_value(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A copy of `function` that Parsl's serializer sends as code, not as a reference to a
+    module the worker may lack (sites have Parsl, not pwrun). `function` must import what it
+    uses inside its body.
+
+    Relies on: Parsl serializing callables with dill, which pickles a function of module
+    `__main__` by value, with its (here empty) globals.
+    """
+    copy = FunctionType(function.__code__, {"__builtins__": builtins}, function.__name__,
+                        function.__defaults__)  # fmt: skip
+    copy.__module__, copy.__qualname__ = "__main__", function.__qualname__
+    return copy
+
+
+def time_limited(func: Callable[..., Any], seconds: float, label: str) -> Callable[..., Any]:
+    """`func`, an app's task function, made to fail with AppTimeout naming the app and `label`
+    once it has run for `seconds` on the worker (see `run_limited`).
+
+    Relies on: the task function's result being the app's result or a RemoteExceptionWrapper
+    (`wrap_error`), which is what `run_limited` returns too.
+    """
+    name = getattr(bash_command(func) or func, "__name__", "app")
+    limited = functools.partial(LIMITED, func, seconds, label, name)
+    return functools.update_wrapper(wrap_error(limited), func)
+
+
+def run_limited(
+    func: Callable[..., Any], seconds: float, label: str, name: str, *args: Any, **kwargs: Any
+) -> Any:
+    """On the worker: run a task function for at most `seconds` from now.
+
+    At the deadline every process the app started (the worker's descendants: a bash_app's
+    shell and all it ran) gets SIGTERM, and SIGKILL 2 s later if still there; a python_app
+    gets AppTimeout raised by a SIGALRM handler (in a worker's main thread; elsewhere by
+    Parsl's own walltime mechanism). The result is then a RemoteExceptionWrapper of AppTimeout
+    naming the app (`name`) and `label`, returned once those processes are gone.
+
+    Relies on: the app running in the worker process, its processes as the worker's
+    descendants (remote_side_bash_executor's bash is a child); task functions returning a
+    RemoteExceptionWrapper for an exception (`wrap_error`); parsl.app.python.timeout.
+    """
+    import contextlib
+    import os
+    import signal
+    import sys
+    import threading
+    import time
+
+    from parsl.app.errors import AppTimeout, RemoteExceptionWrapper
+    from parsl.app.python import timeout
+
+    start = time.monotonic()
+    message = (
+        f"app {name} on label {label} timed out after {seconds:g} s of execution: killed, "
+        "with the processes it started"
+    )
+
+    def descendants() -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+        found, todo = [], list(children.get(os.getpid(), []))
+        while todo:
+            found.append(todo.pop())
+            todo += children.get(found[-1], [])
+        return found
+
+    def stop(grace: float = 2.0) -> None:
+        # taken once: a process whose parent dies is no longer the worker's descendant
+        pids = descendants()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            pids = list(dict.fromkeys(pids + descendants()))
+            for pid in pids:
+                with contextlib.suppress(OSError):  # gone meanwhile
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and not all(map(zombie, pids)):
+                time.sleep(0.05)
+
+    def zombie(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            return True
+
+    def expire(signum: int, frame: Any) -> None:
+        raise AppTimeout(message)
+
+    watchdog = threading.Timer(seconds, stop)
+    watchdog.daemon = True
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+    watchdog.start()
+    try:
+        result = func(*args, **kwargs) if main else timeout(func, seconds)(*args, **kwargs)
+    finally:
+        watchdog.cancel()
+        if main:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    if isinstance(result, RemoteExceptionWrapper) and time.monotonic() - start >= seconds:
+        watchdog.join()
+        stop(grace=0.5)  # whatever the app left, also when its own walltime struck first
+        try:
+            raise AppTimeout(message)
+        except AppTimeout:
+            return RemoteExceptionWrapper(*sys.exc_info())
+    return result
+
+
+LIMITED = by_value(run_limited)
 
 
 def std_stream(name: str, spec: Any) -> tuple[str, str]:
@@ -249,6 +389,66 @@ def app_failed(result: object) -> bool:
     which the DFK re-raises.
     """
     return isinstance(result, RemoteExceptionWrapper)
+
+
+# --- failover -------------------------------------------------------------------------------
+
+# Failures of the infrastructure, not of the app: HTEX's lost manager (missed heartbeats) or
+# worker, and an executor's own errors (BadStateException when its blocks failed or it was
+# failed by `fail_executor`).
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (ManagerLost, WorkerLost, ExecutorError)
+
+
+def infrastructure_failure(exc: BaseException, executor: ParslExecutor | None) -> bool:
+    """True if a try failed because of where it ran, not because of the app.
+
+    Relies on: the app's own exceptions reaching the retry handler re-raised from a
+    RemoteExceptionWrapper (their own types), infrastructure failures as the exception set on
+    the executor's future (INFRASTRUCTURE_ERRORS), and an executor in bad state raising its
+    `executor_exception` from `submit`.
+    """
+    if isinstance(exc, INFRASTRUCTURE_ERRORS):
+        return True
+    return (
+        isinstance(executor, BlockProviderExecutor)
+        and executor.bad_state_is_set
+        and exc is executor.executor_exception
+    )
+
+
+def fail_executor(executor: ParslExecutor, exc: Exception) -> None:
+    """Fail every task `executor` holds with `exc` (wrapped in BadStateException) and make its
+    `submit` raise `exc` from now on; its blocks are no longer scaled.
+
+    Relies on: BlockProviderExecutor.set_bad_state_and_fail_all, and the strategy skipping an
+    executor in bad state.
+    """
+    if isinstance(executor, BlockProviderExecutor) and not executor.bad_state_is_set:
+        executor.set_bad_state_and_fail_all(exc)
+
+
+def task_id(task: Any) -> int:
+    """A DFK task record's id (`task['id']`)."""
+    return int(task["id"])
+
+
+def task_app(task: Any) -> str:
+    """The app's name in a task record (`task['func_name']`)."""
+    return str(task["func_name"])
+
+
+def task_label(task: Any) -> str:
+    """The label a task record's last try ran on (`task['executor']`)."""
+    return str(task["executor"])
+
+
+def move_task(task: Any, label: str) -> None:
+    """Make a task's next try run on `label`.
+
+    Relies on: the DFK launching each try on `task['executor']`, read at launch (a retry
+    handler may change it; the DFK calls the handler before it relaunches).
+    """
+    task["executor"] = label
 
 
 # --- certificates ---------------------------------------------------------------------------

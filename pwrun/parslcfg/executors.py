@@ -6,8 +6,11 @@ YAML, keyed by label::
       site: site-a          # inventory host: a ClusterSpec
       partition: compute
       max_blocks: 2
+      fallback: [here]      # where its tasks go when its site fails
     here:
       site: local           # this machine: a LocalSpec, without the clusters' fields
+    pwrun:                  # reserved: run-level settings, not a label
+      retries: 2
 
 parsl_utils' executors.json (POOL, PARTITION, NODES, ...) is read too; the fields the platform
 used to fill in (HOST_IP, HOST_USER, WORKER_PORT_*) now come from inventory facts.
@@ -21,6 +24,7 @@ import contextlib
 import json
 import shlex
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, TypeAlias, get_args
 
@@ -50,6 +54,7 @@ from pwrun.errors import (
 )
 
 LOCAL_SITE = "local"
+RUN_KEY = "pwrun"  # the top-level key of run-level settings: never a label
 
 # Bounds: far above any real cluster, low enough that a typo fails here rather than as a Slurm
 # job that never starts or a Parsl scaling loop that never ends.
@@ -58,6 +63,11 @@ MAX_BLOCKS = 10_000
 MAX_WORKERS_PER_NODE = 4096
 MAX_CORES_PER_WORKER = 4096
 WALLTIME = r"^[0-9]{1,4}:[0-5][0-9]:[0-5][0-9]$"  # H:MM:SS, up to 9999 hours
+MAX_SECONDS = 7 * 24 * 3600  # heartbeats and timeouts: a week
+# Parsl's heartbeats (30 s, lost after 120 s) are too slow to fail over: a site whose managers
+# miss heartbeats for HEARTBEAT_THRESHOLD seconds is noticed then.
+HEARTBEAT_PERIOD = 5
+HEARTBEAT_THRESHOLD = 20
 
 
 def _no_nul(value: str) -> str:
@@ -100,6 +110,23 @@ class _Spec(BaseModel):
     max_workers_per_node: int | None = Field(None, ge=1, le=MAX_WORKERS_PER_NODE)
     env: dict[str, Text] = Field(default_factory=dict)
     worker_init: Text = ""
+    fallback: list[str] = Field(
+        default_factory=list, description="Labels that take this label's tasks, in order, "
+        "when its site fails (lost workers or blocks, site lost or unreachable at start)."
+    )  # fmt: skip
+    heartbeat_period: int = Field(HEARTBEAT_PERIOD, ge=1, le=MAX_SECONDS)
+    heartbeat_threshold: int = Field(HEARTBEAT_THRESHOLD, ge=2, le=MAX_SECONDS)
+    task_timeout: float | None = Field(None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _heartbeats(self) -> Self:
+        if self.heartbeat_threshold <= self.heartbeat_period:
+            raise ValueError(
+                f"heartbeat_threshold ({self.heartbeat_threshold}) must be more than "
+                f"heartbeat_period ({self.heartbeat_period})"
+            )
+        return self
+
     # the entry as written (legacy names translated) and each field's legacy name, kept for
     # validating it again once the site's scheduler is known (`by_scheduler`)
     _written: tuple[dict[str, Any], dict[str, tuple[str, ...]]] = PrivateAttr(({}, {}))
@@ -199,6 +226,25 @@ WHERE: dict[type[BaseModel], str] = {
     PbsSpec: "with a PBS provider (a Slurm field: PBS takes queue)",
 }
 MODEL_NAMES: dict[str, type[BaseModel]] = {model.__name__: model for model in WHERE}
+
+
+class RunSettings(BaseModel):
+    """The executors file's run-level settings (its top-level `pwrun:` mapping)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    retries: int | None = Field(
+        None, ge=0, le=validation.MAX_RETRIES, description="Parsl retries per task (default: the "
+        "workflow's Config, else 0); `pwrun run --retries N` wins over it."
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ExecutorsFile:
+    """An executors file: its labels, in order, and its run-level settings."""
+
+    labels: dict[str, ExecutorSpec]
+    run: RunSettings
 
 
 def default_provider(facts: Mapping[str, Any]) -> str:
@@ -390,16 +436,58 @@ def _check_label(label: object) -> None:
 
 
 def load_executors(path: Path) -> dict[str, ExecutorSpec]:
+    """An executors file's labels (see `load_executors_file`)."""
+    return load_executors_file(path).labels
+
+
+def load_executors_file(path: Path) -> ExecutorsFile:
     """Read and validate an executors file; errors name the file, label and field."""
-    return executor_specs(parse(path), str(path))
+    return executors_file(parse(path), str(path))
 
 
 def executor_specs(data: object, source: str) -> dict[str, ExecutorSpec]:
-    """Validate an executors file's document (label -> entry), which `source` names in errors.
-    A cluster entry without `provider` is a PBS one when it has PBS fields, else a Slurm one,
-    until its site's facts say (`by_scheduler`)."""
-    if not isinstance(data, dict) or not data:
+    """The labels of an executors file's document (see `executors_file`)."""
+    return executors_file(data, source).labels
+
+
+def executors_file(data: object, source: str) -> ExecutorsFile:
+    """Validate an executors file's document (label -> entry, and the reserved `pwrun` key),
+    which `source` names in errors. A cluster entry without `provider` is a PBS one when it has
+    PBS fields, else a Slurm one, until its site's facts say (`by_scheduler`)."""
+    if not isinstance(data, dict):
         raise PwrunError(f"{source}: expected a mapping of executor labels to settings")
+    data = dict(data)
+    run = data.pop(RUN_KEY, None)
+    if not data:
+        raise PwrunError(f"{source}: expected a mapping of executor labels to settings")
+    try:
+        if not isinstance(run, dict | None):
+            raise ValueError(
+                f"expected a mapping of run settings ({RUN_KEY!r} is reserved: not a label)"
+            )
+        settings = RunSettings.model_validate(run or {})
+    except ValueError as exc:
+        raise PwrunError(f"{source}: {describe(RUN_KEY, exc)}") from None
+    labels = _labels(source, data)
+    _check_fallbacks(source, labels)
+    return ExecutorsFile(labels, settings)
+
+
+def _check_fallbacks(source: str, labels: Mapping[str, ExecutorSpec]) -> None:
+    """Each fallback is another label of the file, named once."""
+    for label, spec in labels.items():
+        for index, other in enumerate(spec.fallback):
+            where = f"{source}: {_name(label)}.fallback.{index}"
+            if other == label:
+                raise PwrunError(f"{where}: {_name(label)} cannot be its own fallback")
+            if other not in labels:
+                known = ", ".join(labels)
+                raise PwrunError(f"{where}: no label {other!r} in this file (its labels: {known})")
+            if other in spec.fallback[:index]:
+                raise PwrunError(f"{where}: {other!r} is already a fallback")
+
+
+def _labels(source: str, data: dict[Any, Any]) -> dict[str, ExecutorSpec]:
     specs = {}
     for label, entry in data.items():
         origin: dict[str, tuple[str, ...]] = {}

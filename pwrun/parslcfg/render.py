@@ -7,13 +7,14 @@ here and copied to the site.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from parsl.config import Config
 from parsl.curvezmq import create_certificates
-from parsl.executors import HighThroughputExecutor
+from parsl.executors.base import ParslExecutor
 from parsl.launchers import SingleNodeLauncher
 from parsl.providers.cluster_provider import ClusterProvider
 
@@ -28,6 +29,7 @@ from pwrun.parslcfg.compat import (
     worker_launch_cmd,
 )
 from pwrun.parslcfg.executors import ClusterSpec, ExecutorSpec, LocalSpec, PbsSpec, SlurmSpec
+from pwrun.parslcfg.failover import Routing, Unreachable
 from pwrun.parslcfg.remote import RemotePBSProProvider, RemoteSlurmProvider, RemoteTorqueProvider
 from pwrun.parslcfg.staging import SiteExecutor
 from pwrun.transport.files import SiteFiles, store_dir
@@ -69,9 +71,12 @@ def site_executor(
         provider=cluster_provider(spec, site),
         encrypted=True,
         interchange_launch_cmd=list(INTERCHANGE_LAUNCH_CMD),
+        heartbeat_period=spec.heartbeat_period,
+        heartbeat_threshold=spec.heartbeat_threshold,
     )
     use_certificates(executor, cert_dir)
     executor.attach(files, site.remote_dir, objects)
+    executor.task_timeout = spec.task_timeout
     return executor
 
 
@@ -126,24 +131,35 @@ def copy_certificates(cert_dir: Path, site: SiteEndpoint) -> None:
 
 
 def render(
-    specs: dict[str, ExecutorSpec], sites: dict[str, SiteEndpoint], run_dir: Path, cert_dir: Path
+    specs: dict[str, ExecutorSpec],
+    sites: dict[str, SiteEndpoint],
+    run_dir: Path,
+    cert_dir: Path,
+    routing: Routing | None = None,
+    resume: Sequence[str] = (),
 ) -> Config:
-    """The run's Config: one executor per label, in the order of the executors file.
+    """The run's Config: one executor per label, in the order of the executors file, failed
+    tries routed by `routing` and the checkpoints in `resume` reused (see `run_config`).
 
-    Labels on the local site run on this machine; every other label has an endpoint in `sites`.
+    Labels on the local site run on this machine; every other label has an endpoint in `sites`,
+    or its site was unreachable at start (`routing.lost`): its tasks fail over at once.
     Labels sharing a site and run directory share its file store; all share the run's object
     cache (`<run_dir>/objects`).
     """
+    routing = routing or Routing()
     objects = ObjectCache(run_dir / OBJECTS_DIR)
     stores: dict[tuple[SSHTarget, str], SiteFiles] = {}
-    executors: list[HighThroughputExecutor] = []
+    executors: list[ParslExecutor] = []
     for label, spec in specs.items():
         if isinstance(spec, LocalSpec):
             executors.append(local_executor(label, spec))
+            continue
+        if label not in sites:
+            executors.append(Unreachable(label, routing.lost[spec.site]))
             continue
         site = sites[label]
         store = (site.ssh, store_dir(site.remote_dir))
         if store not in stores:
             stores[store] = SiteFiles(site.site, *store)
         executors.append(site_executor(label, spec, site, str(cert_dir), stores[store], objects))
-    return run_config(executors, run_dir)
+    return run_config(executors, run_dir, routing, resume)

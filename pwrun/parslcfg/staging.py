@@ -32,6 +32,7 @@ from pwrun.data.cache import ObjectCache, at_site, object_name
 from pwrun.data.objects import is_object_url
 from pwrun.errors import ObjectStoreError
 from pwrun.parslcfg import compat
+from pwrun.parslcfg.timeouts import TimesOut
 from pwrun.transport.contents import TransferError, safe_name
 from pwrun.transport.files import Fetch, SiteFiles
 
@@ -308,5 +309,6 @@ def gather(futures: list[Future[T]]) -> Future[list[T]]:
     return done
 
 
-class SiteExecutor(MovesFiles, HighThroughputExecutor):  # type: ignore[misc]
-    """An HTEX whose tasks' files and streams move between the workstation and its site."""
+class SiteExecutor(MovesFiles, TimesOut, HighThroughputExecutor):  # type: ignore[misc]
+    """An HTEX whose tasks' files and streams move between the workstation and its site, and
+    whose tasks' timeouts are enforced there."""

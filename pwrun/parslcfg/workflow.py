@@ -11,6 +11,7 @@ from parsl.config import Config
 
 from pwrun.errors import PwrunError
 from pwrun.parslcfg.compat import config_defaults
+from pwrun.parslcfg.failover import Routing
 
 # The workflow's to decide: how its tasks are retried, cached, checkpointed and monitored, and
 # how its DataFlowKernel behaves (dependencies, `with` exit, garbage collection, stream paths).
@@ -38,6 +39,16 @@ def merge(workflow: Config, run: Config, source: str) -> Config:
     settings = {
         name: getattr(workflow if name in KEPT else run, name) for name in config_defaults()
     }
+    if isinstance(routing := run.retry_handler, Routing):  # it asks the workflow's handler
+        labels += [f for label in labels for f in routing.fallbacks.get(label, ())]
+        labels = list(dict.fromkeys(labels))  # their fallbacks too, once each
+        routing.handler = workflow.retry_handler
+        settings["retry_handler"] = routing
+        if routing.retries is not None:  # the executors file's, or --retries
+            settings["retries"] = routing.retries
+        routing.use([executors[label] for label in labels])
+    if workflow.memoizer is None:  # Parsl's default: the run's, which checkpoints
+        settings["memoizer"] = run.memoizer
     return Config(**settings | {"executors": [executors[label] for label in labels]})
 
 

@@ -138,17 +138,17 @@ def ready(
     expected = {site: fingerprint(hostvars) for site, hostvars in sites.items()}
     facts: dict[str, dict[str, Any]] = {}
     if not force:
-        checked = _each(sites, lambda site: still_ready(site, targets[site], expected[site]))
+        checked = each(sites, lambda site: still_ready(site, targets[site], expected[site]))
         facts = {site: known for site, known in checked.items() if known}
     stale = sorted(set(sites) - set(facts))
     if stale:
         made = provision({site: sites[site] for site in stale}, run_dir)
-        _each(stale, lambda site: remember(site, targets[site], expected[site], made.get(site, {})))
+        each(stale, lambda site: remember(site, targets[site], expected[site], made.get(site, {})))
         facts |= {site: made.get(site, {}) for site in stale}
     return facts, stale
 
 
-def _each(sites: Iterable[str], work: Callable[[str], T]) -> dict[str, T]:
+def each(sites: Iterable[str], work: Callable[[str], T]) -> dict[str, T]:
     """`work` on every site at once (each is mostly an ssh round trip)."""
     sites = list(sites)
     with ThreadPoolExecutor(max_workers=len(sites) or 1, thread_name_prefix="pwrun-ready") as pool:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from pwrun import validation
 from pwrun.errors import PwrunError
 from pwrun.parslcfg.executors import (
+    HEARTBEAT_PERIOD,
     LEGACY_FIELDS,
     LEGACY_IGNORED,
     LEGACY_PROVIDERS,
@@ -27,6 +28,7 @@ from pwrun.parslcfg.executors import (
     by_scheduler,
     default_provider,
     load_executors,
+    load_executors_file,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -677,3 +679,52 @@ def test_cli_reports_a_bad_file_in_one_line(tmp_path: Path, name: str, content: 
     assert len(lines) == 1 and lines[0].startswith(f"error: {bad}: "), proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / ".p").exists() and not (tmp_path / "state" / "runs").exists()
+
+
+def test_run_settings_and_failover_fields_are_read(tmp_path: Path) -> None:
+    text = (
+        "pwrun:\n  retries: 3\n"
+        "map:\n  site: a\n  fallback: [spare, here]\n  heartbeat_threshold: 60\n"
+        "  task_timeout: 1.5\n"
+        "spare:\n  site: b\n"
+        "here:\n  site: local\n  heartbeat_period: 2\n"
+    )
+    loaded = load_executors_file(write(tmp_path, "x.yml", text))
+    assert loaded.run.retries == 3 and list(loaded.labels) == ["map", "spare", "here"]
+    spec = loaded.labels["map"]
+    assert (spec.fallback, spec.heartbeat_period, spec.heartbeat_threshold, spec.task_timeout) == (
+        ["spare", "here"], HEARTBEAT_PERIOD, 60, 1.5,
+    )  # fmt: skip
+    assert loaded.labels["spare"].fallback == [] and loaded.labels["spare"].task_timeout is None
+    assert load_executors_file(write(tmp_path, "y.yml", "m:\n  site: a\n")).run.retries is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("pwrun: {retries: -1}\nm: {site: a}\n", "x.yml: pwrun.retries: Input should be greater"),
+        ("pwrun: {retries: '2'}\nm: {site: a}\n", "x.yml: pwrun.retries: Input should be a valid"),
+        ("pwrun: {retries: 101}\nm: {site: a}\n", "x.yml: pwrun.retries: Input should be less"),
+        ("pwrun: {site: a}\nm: {site: a}\n", "x.yml: pwrun.site: Extra inputs"),
+        (
+            "pwrun: 3\nm: {site: a}\n",
+            "x.yml: pwrun: expected a mapping of run settings ('pwrun' is",
+        ),
+        ("pwrun: {retries: 1}\n", "x.yml: expected a mapping of executor labels"),
+        ("m: {site: a, fallback: [n]}\n", "x.yml: m.fallback.0: no label 'n' in this file (its"),
+        ("m: {site: a, fallback: [m]}\n", "x.yml: m.fallback.0: m cannot be its own fallback"),
+        ("m: {site: a, fallback: [n, n]}\nn: {site: b}\n", "m.fallback.1: 'n' is already a"),
+        ("m: {site: a, fallback: n}\nn: {site: b}\n", "x.yml: m.fallback: Input should be a valid"),
+        ("m: {site: a, heartbeat_period: 30}\n", "heartbeat_threshold (20) must be more than"),
+        ("m: {site: a, heartbeat_period: 0}\n", "m.heartbeat_period: Input should be greater"),
+        ("m: {site: a, task_timeout: 0}\n", "m.task_timeout: Input should be greater than 0"),
+        ("m: {site: a, task_timeout: .inf}\n", "m.task_timeout: Input should be a finite"),
+    ],
+)
+def test_bad_run_settings_and_failover_fields_name_the_field(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    with pytest.raises(PwrunError) as error:
+        load_executors_file(write(tmp_path, "x.yml", text))
+    assert expected in str(error.value)
+    assert "\n" not in str(error.value)

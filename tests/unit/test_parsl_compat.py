@@ -491,3 +491,72 @@ def test_an_apps_exception_is_its_result_and_the_dfk_raises_it(recording: Record
         future.result(timeout=30)
     ((func, args, kwargs),) = recording.calls
     assert compat.app_failed(func(*args, **kwargs)) and not compat.app_failed(None)
+
+
+# --- failover --------------------------------------------------------------------------------
+
+
+def test_a_retry_handler_moves_the_next_try_by_the_task_records_executor(tmp_path: Path) -> None:
+    seen: list[tuple[int, str, str]] = []
+
+    def handler(exc: Exception, task: Any) -> float:
+        seen.append((compat.task_id(task), compat.task_app(task), compat.task_label(task)))
+        compat.move_task(task, "b")
+        return 0
+
+    @python_app(executors=["a"])
+    def which() -> str:
+        import threading
+
+        if threading.current_thread().name.startswith("ThreadPoolExecutor-a"):
+            raise RuntimeError("a fails")
+        return threading.current_thread().name
+
+    executors = [ThreadPoolExecutor(label="a"), ThreadPoolExecutor(label="b")]
+    with parsl.load(Config(executors=executors, run_dir=str(tmp_path), retry_handler=handler)):
+        future = which()
+        assert future.result(timeout=30).startswith("ThreadPoolExecutor-b")
+    assert seen == [(future.tid, "which", "a")]
+
+
+def test_an_executor_in_bad_state_fails_its_tasks_and_raises_its_exception_on_submit(
+    tmp_path: Path,
+) -> None:
+    executor = HighThroughputExecutor(
+        label="idle", address="127.0.0.1", provider=LocalProvider(init_blocks=0, max_blocks=0),
+        encrypted=True,
+    )  # fmt: skip
+
+    @python_app(executors=["idle"])
+    def never() -> None:
+        pass
+
+    lost = RuntimeError("site gone")
+    with parsl.load(Config(executors=[executor], run_dir=str(tmp_path))):
+        queued = never()
+        compat.fail_executor(executor, lost)
+        with pytest.raises(Exception) as failed:
+            queued.result(timeout=30)
+        assert compat.infrastructure_failure(failed.value, executor)  # BadStateException
+        with pytest.raises(RuntimeError) as refused:
+            never().result(timeout=30)
+        assert refused.value is lost and compat.infrastructure_failure(lost, executor)
+
+
+def test_an_apps_own_exception_is_not_the_infrastructures(tmp_path: Path) -> None:
+    @python_app(executors=["threads"])
+    def fails() -> None:
+        raise ValueError("mine")
+
+    failures: list[bool] = []
+    executor = ThreadPoolExecutor(label="threads")
+
+    def handler(exc: Exception, task: Any) -> float:
+        failures.append(compat.infrastructure_failure(exc, executor))
+        return 1
+
+    config = Config(executors=[executor], run_dir=str(tmp_path), retry_handler=handler)
+    with parsl.load(config), pytest.raises(ValueError):
+        fails().result(timeout=30)
+    assert failures == [False]
+    assert all(issubclass(kind, Exception) for kind in compat.INFRASTRUCTURE_ERRORS)
