@@ -145,6 +145,36 @@ def run(
 
 @app.command()
 @reports_errors
+def jupyter(
+    site: Annotated[str, typer.Argument(help="The cluster (an inventory host).")],
+    inventory: Annotated[
+        Path, typer.Option("-i", "--inventory", help="Ansible inventory of the clusters.")
+    ],
+    partition: Annotated[
+        str | None, typer.Option("--partition", help="Run it in a Slurm job on this partition.")
+    ] = None,
+    controller: Annotated[
+        bool, typer.Option("--controller", help="Run it on the controller (the default).")
+    ] = False,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Workstation loopback port (default: a free one).")
+    ] = None,
+) -> None:
+    """Start JupyterLab from a cluster's provisioned env and forward it here until Ctrl-C."""
+    from pwrun.jupyter import jupyter as serve
+
+    if partition is not None and controller:
+        raise PwrunError("--partition and --controller exclude each other: choose one")
+
+    def serving(url: str) -> None:
+        typer.echo(f"JupyterLab: {url}")
+        err.print("Ctrl-C stops it and tears it down", style="dim", highlight=False)
+
+    serve(site, inventory, partition, port, serving)
+
+
+@app.command()
+@reports_errors
 def inventory(
     file: Annotated[
         Path, typer.Argument(help="Inventory file, named *pwrun.yml (the Ansible plugin's file).")

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(slurmctld slurmd slurm-client slurm-wlm-torque munge openssh-server openssh-client nftables
-              iproute2 procps util-linux python3 python3-venv)
+              iproute2 procps util-linux python3 python3-venv chromium)
 if [ "$(id -u)" = 0 ]; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do
