@@ -58,7 +58,7 @@ def read_inventory(path: Path, flush_cache: bool = False) -> Inventory:
     flush = ["--flush-cache"] if flush_cache else []
     proc = subprocess.run(
         ["ansible-inventory", "-i", str(path), "--list", *flush],
-        capture_output=True, text=True, cwd=CONTENT,
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=CONTENT,
         env={**os.environ, **ansible_env(), "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "True"},
     )  # fmt: skip
     causes: dict[str, str] = {}

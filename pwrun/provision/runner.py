@@ -34,7 +34,7 @@ def close_control_masters(control_dir: Path) -> None:
     for socket_path in control_dir.glob("*"):
         subprocess.run(
             ["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "pwrun-control-master"],
-            capture_output=True, timeout=10,
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=10,
         )  # fmt: skip
 
 

@@ -154,6 +154,9 @@ class SSHTarget:
             proc = subprocess.run(
                 [*self.argv(), command], input=input, capture_output=True, text=True,
                 timeout=timeout, start_new_session=True,  # a terminal's Ctrl-C is pwrun's alone
+                # never pwrun's own stdin: ssh makes it non-blocking and, when killed at a
+                # timeout, leaves it so for every later child (Ansible refuses such a stdin)
+                stdin=subprocess.DEVNULL if input is None else None,
             )  # fmt: skip
         except subprocess.TimeoutExpired:
             raise InfrastructureError(
@@ -180,7 +183,11 @@ class SSHTarget:
         """End the shared connection, if one is open."""
         if self.control_path.exists():
             subprocess.run(
-                self.argv("-O", "exit"), capture_output=True, timeout=10, start_new_session=True
+                self.argv("-O", "exit"),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=10,
+                start_new_session=True,
             )
 
 
