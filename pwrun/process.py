@@ -18,6 +18,7 @@ from pwrun.console import err
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 INTERRUPTED = 130  # a shell's exit code after SIGINT: pwrun's after Ctrl-C or SIGTERM
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def wait_until(condition: Callable[[], T], timeout: float, interval: float = 0.02) -> T:
@@ -27,6 +28,29 @@ def wait_until(condition: Callable[[], T], timeout: float, interval: float = 0.0
     while not (answer := condition()) and time.monotonic() < deadline:
         time.sleep(interval)
     return answer
+
+
+def concurrently(function: Callable[[T], R], items: list[T]) -> list[R]:
+    """`function` of each item, each in its own thread; the answers in order. Plain threads,
+    not a ThreadPoolExecutor: teardown runs this at interpreter exit too (a session a notebook
+    left open), where concurrent.futures refuses new work."""
+    answers: list[R | None] = [None] * len(items)
+    failures: list[BaseException] = []
+
+    def one(index: int, item: T) -> None:
+        try:
+            answers[index] = function(item)
+        except BaseException as exc:  # re-raised in the caller's thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=one, args=pair) for pair in enumerate(items)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    return answers  # type: ignore[return-value]  # every slot is filled when nothing failed
 
 
 def _stat_fields(pid: int) -> list[str] | None:

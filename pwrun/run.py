@@ -396,6 +396,8 @@ def on_sites(
             """A site the supervisor gave up on: its tasks fail over when every label on it
             has a fallback; otherwise the run stops, naming it (exit 3)."""
             labels = [label for label, spec in remote.items() if spec.site == site]
+            if site in routing.lost:
+                return  # failover found it first: its tasks have failed or moved already
             if all(specs[label].fallback for label in labels) or not stops:
                 routing.site_lost(site, why)
             else:

@@ -13,7 +13,7 @@ import parsl
 from parsl import DataFlowKernel
 
 from pwrun.errors import PwrunError
-from pwrun.parslcfg.executors import executor_specs, load_executors
+from pwrun.parslcfg.executors import executors_file, load_executors_file
 from pwrun.process import Interrupts, hosted
 from pwrun.run import on_sites
 from pwrun.runstate import RunStatus
@@ -26,6 +26,7 @@ class Session:
     """`with pwrun.session(executors, inventory) as dfk:` runs what `pwrun run` runs before and
     after a workflow (inventory, provision, tunnels, load; teardown), around the block.
 
+    `retries` wins over the executors' `pwrun: {retries: N}`, as `pwrun run --retries` does.
     The block's apps run on the executors' labels through `dfk` (also `parsl.dfk()`, and a
     `parsl.load(config)` of the block merges as under `pwrun run`). Everything is torn down
     when the block ends, also on an exception or KeyboardInterrupt, and at interpreter exit
@@ -33,13 +34,20 @@ class Session:
     installed: the host (a Jupyter kernel, a program) owns its signals.
     """
 
-    def __init__(self, executors: Executors, inventory: str | os.PathLike[str] | None = None):
+    def __init__(
+        self,
+        executors: Executors,
+        inventory: str | os.PathLike[str] | None = None,
+        retries: int | None = None,
+    ):
         if isinstance(executors, Mapping):
             self.source = DICT_SOURCE
-            self.specs = executor_specs(dict(executors), self.source)
+            loaded = executors_file(dict(executors), self.source)
         else:
             self.source = os.fspath(executors)
-            self.specs = load_executors(Path(executors))
+            loaded = load_executors_file(Path(executors))
+        self.specs = loaded.labels
+        self.retries = loaded.run.retries if retries is None else retries  # as `--retries`
         self.inventory = None if inventory is None else Path(inventory)
         self._open: contextlib.ExitStack | None = None
 
@@ -48,9 +56,15 @@ class Session:
             raise PwrunError(f"{self.source}: this session is open already")
         with contextlib.ExitStack() as stack:
             stack.enter_context(hosted())
-            run = stack.enter_context(
-                on_sites(self.specs, self.source, self.inventory, "pwrun.session()", Interrupts())
+            stages = on_sites(
+                self.specs,
+                self.source,
+                self.inventory,
+                "pwrun.session()",
+                Interrupts(),
+                self.retries,
             )
+            run = stack.enter_context(stages)
             stack.enter_context(run.record.stage(RunStatus.WORKFLOW))
             dfk = parsl.dfk()  # pwrun's loader while open: the run's config, loaded now
             self._open = stack.pop_all()

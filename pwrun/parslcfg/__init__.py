@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import parsl
 from parsl.config import Config
 from parsl.dataflow.memoization import BasicMemoizer
+from parsl.errors import NoDataFlowKernelError
 from parsl.executors import HighThroughputExecutor
 from parsl.executors.base import ParslExecutor
 from parsl.monitoring import MonitoringHub
@@ -88,6 +91,23 @@ def local_config(
 ) -> Config:
     """The embedded default: one local executor, labelled 'local'."""
     return run_config([local_executor()], run_dir, routing, resume, monitoring)
+
+
+def standalone_config() -> Config:
+    """The embedded local site for a script run without pwrun (`python flow.py`), in a run
+    directory of its own. A DFK still loaded at interpreter exit is cleaned up then (Parsl
+    itself only warns), so no interchange or worker pool outlives the script."""
+    atexit.unregister(_clean_up_loaded)  # once, however often the script asks
+    atexit.register(_clean_up_loaded)
+    return local_config(state.new_run_dir())
+
+
+def _clean_up_loaded() -> None:
+    try:
+        dfk = parsl.dfk()
+    except NoDataFlowKernelError:
+        return  # cleaned up by the script (or never loaded)
+    dfk.cleanup()
 
 
 def check_monitoring() -> None:

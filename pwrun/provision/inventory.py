@@ -16,7 +16,7 @@ from pwrun import validation
 from pwrun.console import warn
 from pwrun.errors import PwrunError
 from pwrun.provision.content import CONTENT, ansible_env
-from pwrun.transport.ssh import SSHTarget
+from pwrun.transport.ssh import SSHTarget, last_line
 
 # How ansible-inventory says that a plugin could not read a source.
 FAILED_WITH = re.compile(r"^\[WARNING\]: Failed to parse inventory with '([\w.]+)' plugin: (.*)$")
@@ -70,7 +70,8 @@ def read_inventory(path: Path, flush_cache: bool = False) -> Inventory:
     if proc.returncode != 0:
         cause = next((causes[p] for p in PLUGIN_PREFERENCE if p in causes), None)
         errors = [line for line in proc.stderr.splitlines() if line.startswith("[ERROR]")]
-        detail = cause or (errors[-1].removeprefix("[ERROR]: ") if errors else "unreadable")
+        said = f"ansible-inventory failed: {last_line(proc.stderr)}"
+        detail = cause or (errors[-1].removeprefix("[ERROR]: ") if errors else said)
         raise PwrunError(f"{path}: {detail}")
     try:
         hostvars = json.loads(proc.stdout)["_meta"]["hostvars"]

@@ -77,8 +77,11 @@ class Supervisor:
 
     def start(self) -> None:
         for watched in self.watched:
-            thread = threading.Thread(
-                target=self._supervise, args=(watched,), name=f"pwrun-tunnel-{watched.label}"
+            thread = threading.Thread(  # daemon: interpreter exit must not wait for it
+                target=self._supervise,  # before the atexit teardown that stops it
+                args=(watched,),
+                name=f"pwrun-tunnel-{watched.label}",
+                daemon=True,
             )
             thread.start()
             self._threads.append(thread)
@@ -111,6 +114,8 @@ class Supervisor:
             try:
                 watched.tunnel = self.reopen(old, watched.target)
             except InfrastructureError as exc:
+                if self._stop.is_set():
+                    return False  # the run is ending: its teardown, not a lost site, follows
                 now = time.monotonic()
                 watched.failures = [t for t in watched.failures if t > now - self.window]
                 watched.failures.append(now)

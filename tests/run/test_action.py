@@ -19,6 +19,8 @@ import pytest
 import yaml
 
 from pwrun.process import ProcessRef
+from tests.emulators.pw_api import PwApiEmulator, pw_cluster
+from tests.inventory.conftest import PW_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = Path(__file__).with_name("workflows")
@@ -191,3 +193,27 @@ def test_a_cancelled_or_killed_step_is_torn_down(tmp_path: Path, how: str) -> No
             os.killpg(proc.pid, signal.SIGKILL)
     assert not pwrun.alive()
     assert_torn_down(tmp_path, run_id)
+
+
+def test_start_powers_the_clusters_on_and_teardown_powers_them_off(tmp_path: Path) -> None:
+    """`start: true` is `pwrun run --start`: a PW cluster that is off is started; when the
+    timeout interrupts the wait, the cluster it started is stopped again."""
+    executors = tmp_path / "x.executors.yml"
+    executors.write_text("job:\n  site: cold\n")
+    with PwApiEmulator(api_key=PW_KEY, current=True) as api:
+        api.clusters.append(pw_cluster("cold", status="off"))
+        api.never_up = {"cold"}
+        inventory = tmp_path / "x.pwrun.yml"
+        inventory.write_text(f"plugin: pwrun\nsources:\n  pw:\n    host: {api.url}\n")
+        given = {
+            "workflow": str(WORKFLOWS / "slow.py"), "args": "job", "executors": str(executors),
+            "inventory": str(inventory), "start": "true", "timeout-minutes": "0.1",
+        }  # fmt: skip
+        job = run_action(given, tmp_path, env={"PW_API_KEY": PW_KEY})
+    assert job.failed and job.conclusions == {"Run the workflow": 130, "Tear down": 0}
+    assert job.outputs["timed-out"] == "true"
+    owned = "/api/organizations/emulated/users/alice/clusters/cold"
+    assert api.actions == [("POST", f"{owned}/provision"), ("POST", f"{owned}/stop")]
+    record = run_record(tmp_path, job.outputs["run-id"])
+    assert (record["status"], record["started_clusters"]) == ("down", [])
+    assert PW_KEY not in json.dumps(record) + Path(job.outputs["report"]).read_text()

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,11 +15,11 @@ import pytest
 
 from pwrun.lab import Lab, network
 from pwrun.lab.model import Site
+from tests.run.invoke import WORKFLOWS, killed_after, start_run
 from tests.run.test_failover_local import TASKS, checkpointed, leftovers, runs
-from tests.run.test_run_lab import assert_nothing_left, pwrun, pwrun_env
+from tests.run.test_run_lab import assert_nothing_left, down_leaves_nothing, pwrun
 
 pytestmark = pytest.mark.lab
-WORKFLOWS = Path(__file__).with_name("workflows")
 # Detection as configured below: missed heartbeats for THRESHOLD s, then an ssh probe (5 s).
 PERIOD, THRESHOLD, PROBE = 2, 8, 5
 
@@ -48,24 +46,6 @@ def executors(tmp_path: Path, fallback: bool) -> Path:
     return path
 
 
-def start(args: list[str], home: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "pwrun.cli", "run", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=home, env=pwrun_env(home),
-        start_new_session=True,
-    )  # fmt: skip
-
-
-def until(proc: subprocess.Popen, done: str) -> None:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith(done):
-            return
-    raise AssertionError(
-        f"the run ended early: {proc.stderr.read()[-3000:] if proc.stderr else ''}"
-    )
-
-
 @pytest.mark.parametrize("fallback", [True, False], ids=["fallback", "no-fallback"])
 def test_a_site_cut_mid_run_fails_over_or_fails_clearly(
     lab: Lab, tmp_path: Path, fallback: bool
@@ -73,38 +53,30 @@ def test_a_site_cut_mid_run_fails_over_or_fails_clearly(
     site_a, site_b = lab.sites
     args = [str(WORKFLOWS / "failover.py"), "12", "2", "-e", str(executors(tmp_path, fallback)),
             "-i", str(lab.inventory)]  # fmt: skip
-    proc = start(args, tmp_path)
-    try:
-        until(proc, "done 2 ")
-        with network_cut(site_a):
-            cut = time.monotonic()
-            out, err = proc.communicate(timeout=400)
-            ended = time.monotonic() - cut
-        lines = out.splitlines()
-        if fallback:
-            assert proc.returncode == 0, err[-3000:]
-            assert lines[-1] == f"sum {sum(i * i for i in range(12))}"
-            hosts = {line.split(" on ")[1] for line in lines if line.startswith("done")}
-            assert hosts & {node.hostname for node in site_b.computes}, lines
-            assert "site site-a lost: unreachable over ssh after ManagerLost" in err
-            assert "teardown incomplete on a lost site" in err
-        else:
-            assert proc.returncode == 1, err[-3000:]
-            assert lines[-1].startswith(
-                "failed: NoFallbackLeft: app work on label map: site site-a lost: unreachable "
-                "over ssh after ManagerLost"
-            ), lines
-            assert lines[-1].endswith("(map: no fallback)")
-            assert "Traceback" not in err
-        # detected after the heartbeats and the probe, never a hang (the cut site's teardown
-        # then waits for ssh to give up: bounded by ssh's own timeouts)
-        assert ended < THRESHOLD + PROBE + 200, ended
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    down = pwrun("down", home=tmp_path)
-    assert down.returncode == 0, down.stderr
-    assert_nothing_left(lab)
+    with killed_after(start_run(tmp_path, *args, until="done 2 ")) as proc, network_cut(site_a):
+        cut = time.monotonic()
+        out, err = proc.communicate(timeout=400)
+        ended = time.monotonic() - cut
+    lines = out.splitlines()
+    if fallback:
+        assert proc.returncode == 0, err[-3000:]
+        assert lines[-1] == f"sum {sum(i * i for i in range(12))}"
+        hosts = {line.split(" on ")[1] for line in lines if line.startswith("done")}
+        assert hosts & {node.hostname for node in site_b.computes}, lines
+        assert "site site-a lost: unreachable over ssh after ManagerLost" in err
+        assert "teardown incomplete on a lost site" in err
+    else:
+        assert proc.returncode == 1, err[-3000:]
+        assert lines[-1].startswith(
+            "failed: NoFallbackLeft: app work on label map: site site-a lost: unreachable "
+            "over ssh after ManagerLost"
+        ), lines
+        assert lines[-1].endswith("(map: no fallback)")
+        assert "Traceback" not in err
+    # detected after the heartbeats and the probe, never a hang (the cut site's teardown
+    # then waits for ssh to give up: bounded by ssh's own timeouts)
+    assert ended < THRESHOLD + PROBE + 200, ended
+    down_leaves_nothing(lab, tmp_path)
 
 
 def test_a_bash_app_past_its_timeout_is_killed_with_its_children_on_the_node(
@@ -132,17 +104,11 @@ def test_kill_9_then_down_then_resume_runs_only_the_rest(lab: Lab, tmp_path: Pat
     path.write_text("map:\n  site: site-a\n  max_workers_per_node: 1\n")
     workflow = str(WORKFLOWS / "resumable.py")
     site = ["-e", str(path), "-i", str(lab.inventory)]
-    proc = start([workflow, str(TASKS), "first", "0.5", *site], tmp_path)
-    try:
-        until(proc, f"done {TASKS // 2}")
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    down = pwrun("down", home=tmp_path)
-    assert down.returncode == 0, down.stderr
-    assert_nothing_left(lab)
+    proc = start_run(tmp_path, workflow, str(TASKS), "first", "0.5", *site,
+                     until=f"done {TASKS // 2}")  # fmt: skip
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    down_leaves_nothing(lab, tmp_path)
     (killed,) = runs(tmp_path)
     done = checkpointed(killed)
     assert TASKS // 2 <= done < TASKS

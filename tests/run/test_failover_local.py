@@ -15,19 +15,9 @@ from pathlib import Path
 
 import pytest
 
-WORKFLOWS = Path(__file__).with_name("workflows")
+from tests.run.invoke import WORKFLOWS, pwrun, pwrun_env
+
 TASKS = 16
-
-
-def pwrun_env(home: Path) -> dict[str, str]:
-    return {**os.environ, "PWRUN_HOME": str(home / "state")}
-
-
-def pwrun(*args: str, home: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pwrun.cli", *args],
-        capture_output=True, text=True, timeout=300, cwd=home, env=pwrun_env(home),
-    )  # fmt: skip
 
 
 def one_worker(tmp_path: Path, extra: str = "") -> Path:

@@ -18,6 +18,7 @@ from pwrun.provision.content import allowed_env
 from pwrun.provision.inventory import read_inventory, unwrap
 from pwrun.provision.runner import write_snapshot
 from tests.emulators.pw_api import PwApiEmulator, pw_cluster
+from tests.run.invoke import start_slow_run
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = Path(__file__).with_name("workflows")
@@ -202,19 +203,8 @@ def test_bad_site_settings_fail_before_anything_is_made(
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_group_signal_tears_a_local_run_down_within_seconds(tmp_path: Path, signum: int) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pwrun.cli", "run", str(WORKFLOWS / "slow.py"), "local"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env={**os.environ, "PWRUN_HOME": str(tmp_path / "state")},
-        start_new_session=True,  # pwrun leads its group, as a shell's foreground job does
-    )  # fmt: skip
+    proc = start_slow_run(tmp_path, "local")
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.strip() == "waiting":
-                break
-        else:
-            raise AssertionError(proc.stderr.read() if proc.stderr else "no output")
         run_dir = next((tmp_path / "state" / "runs").iterdir())
         interchanges = [ProcessRef(**r) for r in json.loads((run_dir / "run.json").read_text())
                         ["interchanges"]]  # fmt: skip

@@ -13,7 +13,8 @@ import yaml
 
 from pwrun.cluster.pyenv import workstation_parsl
 from pwrun.lab import Lab
-from tests.run.test_run_lab import ROOT, assert_nothing_left, pwrun, pwrun_env
+from tests.run.invoke import pwrun_env
+from tests.run.test_run_lab import ROOT, assert_nothing_left, pwrun
 
 pytestmark = pytest.mark.lab
 

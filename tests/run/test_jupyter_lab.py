@@ -17,7 +17,8 @@ import requests
 
 from pwrun.lab import Lab
 from pwrun.process import wait_until
-from tests.run.test_run_lab import assert_nothing_left, processes_here, pwrun_env
+from tests.run.invoke import pwrun_env
+from tests.run.test_run_lab import assert_nothing_left, processes_here
 
 pytestmark = pytest.mark.lab
 CHROMIUM = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

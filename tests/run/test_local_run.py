@@ -9,17 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from pwrun.process import wait_until
+from tests.run.invoke import WORKFLOWS, pwrun
+
 ROOT = Path(__file__).resolve().parents[2]
-WORKFLOWS = Path(__file__).with_name("workflows")
 OWN_CONFIG = WORKFLOWS / "own_config.py"
-
-
-def pwrun(*args: str, home: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pwrun.cli", *args],
-        capture_output=True, text=True, timeout=300, cwd=home,
-        env={**os.environ, "PWRUN_HOME": str(home / "state")},
-    )  # fmt: skip
 
 
 def test_quick_start_runs_hello_on_the_local_site(tmp_path: Path) -> None:
@@ -148,3 +142,43 @@ def test_workflow_arguments_and_exit_code_pass_through(tmp_path: Path) -> None:
     proc = pwrun("run", str(script), "a", "b", home=tmp_path)
     assert proc.returncode == 7
     assert proc.stdout.strip() == "['a', 'b']"
+
+
+LEFT_LOADED = """
+import parsl, pwrun
+from parsl import python_app
+
+@python_app
+def one():
+    return 1
+
+parsl.load(pwrun.config())
+print(one().result())
+"""
+
+
+def test_a_script_run_with_plain_python_leaves_no_process_behind(tmp_path: Path) -> None:
+    """Outside `pwrun run`, pwrun.config() is the local site; a script that never cleans its
+    DFK up leaves no interchange or worker pool running once it exits."""
+    proc = subprocess.run(
+        [sys.executable, "-c", LEFT_LOADED], capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env={**os.environ, "PWRUN_HOME": str(tmp_path / "state")},
+    )  # fmt: skip
+    assert (proc.returncode, proc.stdout) == (0, "1\n"), proc.stderr[-3000:]
+    assert "still running" not in proc.stderr  # Parsl's warning of a DFK left loaded
+
+    assert wait_until(lambda: not processes_of(tmp_path), 10), processes_of(tmp_path)
+
+
+def processes_of(directory: Path) -> list[str]:
+    """Processes working in `directory` (the interchange) or naming it (the worker pool)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+            command = Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+        except OSError:
+            continue  # gone meanwhile
+        if cwd == str(directory) or str(directory) in command:
+            found.append(f"{pid} {command}")
+    return found

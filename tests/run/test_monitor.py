@@ -12,18 +12,9 @@ import urllib.request
 from pathlib import Path
 
 from pwrun.transport.tunnel import free_loopback_port
+from tests.run.invoke import WORKFLOWS, pwrun, pwrun_env
 
-WORKFLOWS = Path(__file__).with_name("workflows")
 TALLY = WORKFLOWS / "tally.py"
-
-
-def pwrun_env(home: Path) -> dict[str, str]:
-    return {**os.environ, "PWRUN_HOME": str(home / "state")}
-
-
-def pwrun(*args: str, home: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pwrun.cli", *args], capture_output=True,
-                          text=True, timeout=600, cwd=home, env=pwrun_env(home))  # fmt: skip
 
 
 def get(url: str) -> str:

@@ -29,7 +29,14 @@ def test_a_cluster_labels_progress_report_and_monitoring(lab: Lab, tmp_path: Pat
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["labels"] == {"map": {"done": 21, "failed": 2, "retried": 3}}
-    assert set(report["timings"]) == {"inventory", "provision", "tunnels", "workflow", "teardown"}
+    assert set(report["timings"]) == {
+        "inventory",
+        "provision",
+        "tunnels",
+        "checks",
+        "workflow",
+        "teardown",
+    }
     lines = [m for line in proc.stderr.splitlines() if (m := PROGRESS.fullmatch(line))]
     assert lines and {m["label"] for m in lines} == {"map"}, proc.stderr[-3000:]
     assert any(int(m["blocks"]) >= 1 and int(m["workers"]) >= 1 for m in lines)  # a Slurm job

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import junitparser
 
+from tests.run.invoke import start_slow_run
+
 WORKFLOWS = Path(__file__).with_name("workflows")
 TALLY = WORKFLOWS / "tally.py"
 PROGRESS = re.compile(  # a plain progress line of a run with one label
@@ -112,18 +114,8 @@ def test_a_report_in_a_missing_directory_is_refused_first(tmp_path: Path) -> Non
 
 
 def test_an_interrupted_run_still_writes_its_report(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pwrun.cli", "run", str(WORKFLOWS / "slow.py"), "local",
-         "--report", "r.json", "--junit", "j.xml"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env={**os.environ, "PWRUN_HOME": str(tmp_path / "state")},
-        start_new_session=True,  # pwrun leads its group, as a shell's foreground job does
-    )  # fmt: skip
+    proc = start_slow_run(tmp_path, "local", "--report", "r.json", "--junit", "j.xml")
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.strip() == "waiting":
-                break
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         assert proc.wait(timeout=60) == 130
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,39 +13,19 @@ import yaml
 
 from pwrun.lab import Lab
 from tests.conftest import started_here
+from tests.run import invoke
+from tests.run.invoke import WORKFLOWS, pwrun
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
-WORKFLOWS = Path(__file__).with_name("workflows")
 ONE_SITE = WORKFLOWS / "one_site.executors.yml"
-
-
-def pwrun_env(home: Path) -> dict[str, str]:
-    return {**os.environ, "PWRUN_HOME": str(home / "state")}
-
-
-def pwrun(*args: str, home: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pwrun.cli", *args],
-        capture_output=True, text=True, timeout=timeout, cwd=home, env=pwrun_env(home),
-    )  # fmt: skip
 
 
 def start_slow_run(
     lab: Lab, home: Path, *args: str, executors: Path = ONE_SITE
 ) -> subprocess.Popen:
-    """`pwrun run` of a workflow that waits after its first result; returns once it waits."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pwrun.cli", "run", str(WORKFLOWS / "slow.py"), *args,
-         "-e", str(executors), "-i", str(lab.inventory)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=home, env=pwrun_env(home),
-        start_new_session=True,  # pwrun leads its process group, as a shell's foreground job does
-    )  # fmt: skip
-    for line in proc.stdout:
-        if line.strip() == "waiting":
-            return proc
-    proc.kill()
-    raise AssertionError(f"the run ended early: {proc.stderr.read()[-3000:]}")
+    """`pwrun run` of slow.py on the lab (tests.run.invoke); returns once it waits."""
+    return invoke.start_slow_run(home, *args, "-e", str(executors), "-i", str(lab.inventory))
 
 
 def processes_here(pattern: str) -> list[str]:
@@ -69,6 +48,13 @@ def assert_nothing_left(lab: Lab) -> None:
     for site in lab.sites:
         proc = lab.ssh(site, "squeue -h -u pwlab; ls -A ~/.pwrun/runs 2>/dev/null; true")
         assert proc.stdout.strip() == "", f"{site.name}: left {proc.stdout!r}"
+
+
+def down_leaves_nothing(lab: Lab, home: Path) -> None:
+    """`pwrun down` in `home` tears every run down: nothing left (`assert_nothing_left`)."""
+    down = pwrun("down", home=home)
+    assert down.returncode == 0 and "torn down" in down.stdout, down.stdout + down.stderr
+    assert_nothing_left(lab)
 
 
 def test_multisite_run(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,10 +156,7 @@ def test_kill_9_then_pwrun_down_leaves_nothing(lab: Lab, tmp_path: Path) -> None
     proc.wait()
     status = pwrun("status", home=tmp_path)
     assert "(dead)" in status.stdout and "map" in status.stdout, status.stdout + status.stderr
-    down = pwrun("down", home=tmp_path)
-    assert down.returncode == 0, down.stderr
-    assert "torn down" in down.stdout
-    assert_nothing_left(lab)
+    down_leaves_nothing(lab, tmp_path)
     assert "map" not in pwrun("status", home=tmp_path).stdout
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -120,3 +122,43 @@ def test_bad_executors_are_one_line_and_make_nothing(
     assert not list((tmp_path / "state").glob("runs/*")), "a refused session made a run"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert os.environ["PWRUN_HOME"] == str(tmp_path / "state")
+
+
+FLAKY = """
+import pathlib, sys, pwrun
+from parsl import python_app
+
+@python_app(executors=["here"])
+def flaky(marker):
+    import pathlib
+    path = pathlib.Path(marker)
+    tries = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(tries))
+    if tries == 1:
+        raise ValueError("first try fails")
+    return tries
+
+marker, retries = sys.argv[1], (None if sys.argv[2] == "-" else int(sys.argv[2]))
+executors = {"here": {"site": "local", "max_workers_per_node": 1}, "pwrun": {"retries": 1}}
+with pwrun.session(executors, retries=retries):
+    try:
+        print("result", flaky(marker).result())
+    except ValueError as exc:
+        print("failed", exc)
+"""
+
+
+@pytest.mark.parametrize(
+    ("retries", "printed"), [("-", "result 2"), ("0", "failed first try fails")]
+)
+def test_a_session_retries_as_its_executors_say_unless_told(
+    tmp_path: Path, retries: str, printed: str
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", FLAKY, str(tmp_path / "tries"), retries],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "PWRUN_HOME": str(tmp_path / "state")},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[-1] == printed
+    assert_down(runs(tmp_path / "state")[0])

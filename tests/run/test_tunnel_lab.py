@@ -17,26 +17,23 @@ import pytest
 
 from pwrun.lab import Lab, network
 from pwrun.process import wait_until
-from tests.run.test_run_lab import ONE_SITE, WORKFLOWS, assert_nothing_left, pwrun, pwrun_env
+from tests.run.invoke import pwrun_env, start_run
+from tests.run.test_run_lab import (
+    ONE_SITE,
+    WORKFLOWS,
+    assert_nothing_left,
+    down_leaves_nothing,
+    pwrun,
+)
 
 pytestmark = pytest.mark.lab
 STEADY = WORKFLOWS / "steady.py"
 
 
-def start(lab: Lab, home: Path, *args: str) -> subprocess.Popen:
+def start(lab: Lab, home: Path, *args: str, executors: Path = ONE_SITE) -> subprocess.Popen:
     """`pwrun run WORKFLOW ARGS` on site-a; returns once the workflow printed `running`."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pwrun.cli", "run", *args, "-e", str(ONE_SITE),
-         "-i", str(lab.inventory)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=home, env=pwrun_env(home),
-        start_new_session=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.strip() in ("running", "waiting"):
-            return proc
-    proc.kill()
-    raise AssertionError(f"the run ended early: {proc.communicate()[1][-3000:]}")
+    site = ("-e", str(executors), "-i", str(lab.inventory))
+    return start_run(home, *args, *site, until=("running", "waiting"))
 
 
 def tunnel_record(home: Path) -> dict:
@@ -92,7 +89,11 @@ def test_a_killed_tunnel_is_reopened_and_every_task_runs_once(lab: Lab, tmp_path
 def test_a_cut_site_ends_the_run_in_bounded_time_and_down_finishes_later(
     lab: Lab, tmp_path: Path
 ) -> None:
-    proc = start(lab, tmp_path, str(WORKFLOWS / "slow.py"))
+    # Heartbeats slower than the supervisor: its tunnel re-opens are what find the site lost
+    # (failover's own detection, after missed heartbeats: tests/run/test_failover_lab.py).
+    executors = tmp_path / "executors.yml"
+    executors.write_text(ONE_SITE.read_text() + "  heartbeat_threshold: 600\n")
+    proc = start(lab, tmp_path, str(WORKFLOWS / "slow.py"), executors=executors)
     port = tunnel_record(tmp_path)["remote_port"]
     network.cut(lab.site("site-a"))
     try:
@@ -121,9 +122,6 @@ def test_a_cut_site_ends_the_run_in_bounded_time_and_down_finishes_later(
         assert down.returncode == 3 and "torn down" not in down.stdout.replace("NOT torn", "")
     finally:
         network.restore(lab.site("site-a"))
-    down = pwrun("down", home=tmp_path)
-    assert down.returncode == 0, down.stderr
-    assert "torn down" in down.stdout
+    down_leaves_nothing(lab, tmp_path)
     assert relay_left(lab, port) == ""
-    assert_nothing_left(lab)
     assert "map" not in pwrun("status", home=tmp_path).stdout

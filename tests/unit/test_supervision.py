@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import uuid
 from pathlib import Path
 
 from pwrun.errors import InfrastructureError
-from pwrun.process import wait_until
-from pwrun.runstate import ExecutorRecord, RunRecord
+from pwrun.process import running, wait_until
+from pwrun.runstate import ExecutorRecord, RunRecord, RunStatus
 from pwrun.transport import tunnel
 from pwrun.transport.supervision import Supervisor, TunnelState
 from tests.unit.test_tunnel import INTERNAL, LOGIN, echo_port, fake_ssh, roundtrip
@@ -116,8 +118,78 @@ def test_failures_older_than_the_window_do_not_count(echo_port: int) -> None:
     assert roundtrip(supervisor.watched[0].tunnel.remote_port) == b"ping"
 
 
+def test_a_reopen_that_fails_while_the_run_ends_loses_no_site(echo_port: int) -> None:
+    """Teardown has begun (stop) while a re-open waits on ssh's timeout: its failure is the
+    run's end, not a lost site (which would stop a run that is already ending)."""
+    opened = tunnel.open_tunnel(unique(), LOGIN, echo_port, INTERNAL)
+    reopening, stopping = threading.Event(), threading.Event()
+
+    def slow_failure(old: tunnel.Tunnel, target: object) -> tunnel.Tunnel:
+        reopening.set()
+        stopping.wait(15)
+        raise InfrastructureError("site-a: ssh failed: connect to host site-a port 22: timed out")
+
+    lost: list[str] = []
+    supervisor = Supervisor(lambda *change: None, lambda site, why: lost.append(site),
+                            reopen=slow_failure, interval=0.05, attempts=1)  # fmt: skip
+    supervisor.watch("map", "site-a", opened, LOGIN)
+    supervisor.start()
+    opened.process.stop()
+    assert reopening.wait(15)
+    ending = threading.Thread(target=supervisor.stop)
+    ending.start()
+    wait_until(lambda: supervisor._stop.is_set(), 5)
+    stopping.set()
+    ending.join(15)
+    assert not ending.is_alive() and lost == [] and supervisor.lost == {}
+
+
 def test_end_remote_ends_only_its_own_relay(echo_port: int) -> None:
     mine, other = (tunnel.open_tunnel(unique(), LOGIN, echo_port, INTERNAL) for _ in range(2))
     LOGIN.run(tunnel.end_remote(mine.name))
     assert not mine.alive() and other.alive()  # the fake ssh is its relay
     assert roundtrip(other.remote_port) == b"ping"
+
+
+EXIT_TEARDOWN = """
+import atexit, sys
+from pathlib import Path
+from pwrun.runstate import ExecutorRecord, RunRecord
+from pwrun.transport import tunnel
+from pwrun.transport.ssh import SSHTarget
+from pwrun.transport.supervision import Supervisor
+
+directory, name, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+login = SSHTarget("127.0.0.1")
+opened = tunnel.open_tunnel(name, login, port, "127.0.0.2")
+record = RunRecord(Path(directory), "flow.py")
+record.add(ExecutorRecord("map", "site-a", login, directory + "/remote/map", name))
+supervisor = Supervisor(record.set_tunnel, lambda site, why: None, interval=0.05)
+supervisor.watch("map", "site-a", opened, login)
+supervisor.start()
+
+def close() -> None:  # what a session a notebook left open does at the kernel's shutdown
+    supervisor.stop()
+    print("problems:", record.teardown(), flush=True)
+
+atexit.register(close)
+print("open", opened.process.pid, flush=True)
+"""
+
+
+def test_a_run_left_open_is_torn_down_at_interpreter_exit(echo_port: int, tmp_path: Path) -> None:
+    """Interpreter exit waits for no watching thread before the atexit teardown, and teardown's
+    per-site threads still start there (concurrent.futures refuses work at that point)."""
+    name = unique()
+    proc = subprocess.run(
+        [sys.executable, "-c", EXIT_TEARDOWN, str(tmp_path), name, str(echo_port)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    opened, problems = proc.stdout.splitlines()
+    assert problems == "problems: []", proc.stderr
+    pid = int(opened.split()[1])
+    assert wait_until(lambda: not running(pid), 5), "the tunnel's ssh outlived the interpreter"
+    assert tunnel.load(name) is None
+    record = RunRecord.load(tmp_path)
+    assert record is not None and record.status is RunStatus.DOWN
