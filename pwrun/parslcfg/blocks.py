@@ -17,7 +17,7 @@ from parsl.launchers import MpiExecLauncher, SimpleLauncher, SingleNodeLauncher,
 from parsl.launchers.base import Launcher
 
 from pwrun.cluster.slurm import node_shape
-from pwrun.parslcfg.executors import ClusterSpec, MpiSpec, SlurmSpec
+from pwrun.parslcfg.executors import ClusterSpec, MpiSpec, PbsSpec, SlurmSpec
 
 LAUNCHERS: dict[str, Callable[[], Launcher]] = {
     "srun": SrunLauncher,
@@ -56,7 +56,8 @@ def plan_blocks(spec: ClusterSpec, facts: Mapping[str, Any]) -> Blocks:
     Memory: `mem_per_node`, else the node's share for those cores (whole GB, none below 1 GB).
     """
     if not isinstance(spec, SlurmSpec):
-        return Blocks(None, None, None, spec.max_workers_per_node, "single_node")
+        launcher = spec.launcher_name() if isinstance(spec, PbsSpec) else "single_node"
+        return Blocks(None, None, None, spec.max_workers_per_node, launcher)
     node = node_shape(facts, spec.partition)
     cores = spec.cores_per_node
     if cores is None and node.cores:

@@ -116,6 +116,7 @@ SlurmNames = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$
 SlurmName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
 Constraint = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.,&|*!:\[\]()-]+$")]
 Launcher: TypeAlias = Literal["srun", "single_node", "mpiexec", "simple"]
+PbsLauncher: TypeAlias = Literal["single_node", "mpiexec", "simple"]  # srun is Slurm's
 
 
 Provider: TypeAlias = Literal["local", "slurm", "pbspro", "torque"]
@@ -340,6 +341,29 @@ class PbsSpec(ClusterSpec):
     select_options: validation.PbsResources = Field(
         "", description="appended to PBS Pro's `-l select=N:ncpus=C` (e.g. ngpus=1)"
     )
+    launcher: PbsLauncher | None = Field(
+        None,
+        description="How a block starts its worker pools (mpiexec: one on every node).",
+        validate_default=True,
+    )
+
+    @field_validator("launcher")
+    @classmethod
+    def _multi_node_launcher(
+        cls, launcher: PbsLauncher | None, info: ValidationInfo
+    ) -> PbsLauncher | None:
+        """A multi-node block with the single-node launcher idles all nodes but the first:
+        PBS has no srun, so the launcher that fills them is the user's to choose."""
+        nodes = info.data.get("nodes_per_block", 1)
+        if nodes > 1 and launcher is None:
+            raise ValueError(
+                f"a PBS block of {nodes} nodes needs a launcher: mpiexec starts a worker pool "
+                "on every node (over $PBS_NODEFILE); single_node uses the first node only"
+            )
+        return launcher
+
+    def launcher_name(self) -> Launcher:
+        return self.launcher or "single_node"
 
     @field_validator("select_options")
     @classmethod
@@ -473,7 +497,10 @@ _LEGACY_SLURM = {
 # parsl_utils' provider objects: their keyword arguments pwrun reads, and the provider each means
 LEGACY_PROVIDERS = {
     "SlurmProvider": ("slurm", _LEGACY_BLOCKS | _LEGACY_SLURM),
-    "PBSProProvider": ("pbspro", _LEGACY_BLOCKS | {"queue", "account", "select_options"}),
+    "PBSProProvider": (
+        "pbspro",
+        _LEGACY_BLOCKS | {"queue", "account", "select_options", "launcher"},
+    ),
 }
 
 

@@ -265,12 +265,18 @@ def test_default_provider_from_facts(facts: dict[str, str], provider: str) -> No
 
 def test_parsl_utils_pbspro_provider(tmp_path: Path) -> None:
     entry = {"POOL": "hpc", "NODES": "2", "PBSProProvider": {"queue": "workq", "account": "a",
-             "select_options": "ngpus=1", "max_blocks": 3}}  # fmt: skip
+             "select_options": "ngpus=1", "max_blocks": 3, "launcher": "mpiexec"}}  # fmt: skip
     spec = load_executors(write(tmp_path, "executors.json", json.dumps({"m": entry})))["m"]
     assert isinstance(spec, PbsSpec)
     assert (spec.provider, spec.queue, spec.account, spec.nodes_per_block, spec.max_blocks) == (
         "pbspro", "workq", "a", 2, 3,
     )  # fmt: skip
+    assert spec.launcher_name() == "mpiexec"
+    idle = {"m": {**entry, "PBSProProvider": {"queue": "workq"}}}  # 2 nodes, Parsl's default
+    assert error(tmp_path, "executors.json", json.dumps(idle)) == (
+        "executors.json: m.launcher: a PBS block of 2 nodes needs a launcher: mpiexec starts a "
+        "worker pool on every node (over $PBS_NODEFILE); single_node uses the first node only"
+    )
     both = {"m": {**entry, "SlurmProvider": {}}}
     assert error(tmp_path, "executors.json", json.dumps(both)) == (
         "executors.json: m.SlurmProvider: provider is already given by PBSProProvider"

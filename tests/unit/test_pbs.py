@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from parsl.jobs.states import JobState
-from parsl.launchers import SingleNodeLauncher
+from parsl.launchers import MpiExecLauncher, SingleNodeLauncher
 from parsl.providers.errors import SubmitException
 
 from pwrun.cluster import pbs
@@ -251,6 +251,20 @@ def test_pbs_labels_render_the_providers_they_name() -> None:
     assert isinstance(provider.launcher, SingleNodeLauncher)  # not Torque's AprunLauncher
     pro = cluster_provider(executor_spec({"site": "p", "select_options": "ngpus=1"}), endpoint())
     assert isinstance(pro, RemotePBSProProvider) and pro.select_options == "ngpus=1"
+
+
+def test_a_multi_node_pbs_block_starts_a_pool_on_every_node_or_says_why_not() -> None:
+    """PBS has no srun: a multi-node block names its launcher (mpiexec fills every node), never
+    idles silently with the single-node one."""
+    entry = {"site": "p", "provider": "torque", "nodes_per_block": 2}
+    with pytest.raises(ValueError, match="a PBS block of 2 nodes needs a launcher: mpiexec"):
+        executor_spec(entry)
+    spread = cluster_provider(executor_spec({**entry, "launcher": "mpiexec"}), endpoint())
+    assert isinstance(spread.launcher, MpiExecLauncher) and spread.nodes_per_block == 2
+    first = cluster_provider(executor_spec({**entry, "launcher": "single_node"}), endpoint())
+    assert isinstance(first.launcher, SingleNodeLauncher)
+    with pytest.raises(ValueError, match="launcher"):
+        executor_spec({**entry, "launcher": "srun"})
 
 
 def run_blocks_command(tmp_path: Path, action: str, jobs: str | None) -> tuple[str, list[str]]:
