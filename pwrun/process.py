@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,27 +30,41 @@ def wait_until(condition: Callable[[], T], timeout: float, interval: float = 0.0
     return answer
 
 
-def concurrently(function: Callable[[T], R], items: list[T]) -> list[R]:
-    """`function` of each item, each in its own thread; the answers in order. Plain threads,
-    not a ThreadPoolExecutor: teardown runs this at interpreter exit too (a session a notebook
-    left open), where concurrent.futures refuses new work."""
-    answers: list[R | None] = [None] * len(items)
-    failures: list[BaseException] = []
+def run_each(tasks: Iterable[T], work: Callable[[T], R], at_most: int = 8) -> list[R]:
+    """`work` on every task, `at_most` at a time, results in task order; the first error (in
+    task order) is raised here. Plain daemon threads, not a ThreadPoolExecutor: teardown runs
+    this at interpreter exit too (a session a notebook left open), where concurrent.futures
+    refuses new work; and a request hung past its caller's deadline keeps no process alive."""
+    tasks = list(tasks)
+    if len(tasks) <= 1:
+        return [work(task) for task in tasks]
+    results: list[R | None] = [None] * len(tasks)
+    failures: dict[int, BaseException] = {}
+    pending = iter(range(len(tasks)))
+    lock = threading.Lock()
 
-    def one(index: int, item: T) -> None:
-        try:
-            answers[index] = function(item)
-        except BaseException as exc:  # re-raised in the caller's thread
-            failures.append(exc)
+    def worker() -> None:
+        while True:
+            with lock:
+                index = next(pending, None)
+            if index is None:
+                return
+            try:
+                results[index] = work(tasks[index])
+            except BaseException as exc:  # re-raised in the caller's thread below
+                failures[index] = exc
 
-    threads = [threading.Thread(target=one, args=pair) for pair in enumerate(items)]
+    threads = [
+        threading.Thread(target=worker, daemon=True, name="pwrun-each")
+        for _ in range(min(at_most, len(tasks)))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     if failures:
-        raise failures[0]
-    return answers  # type: ignore[return-value]  # every slot is filled when nothing failed
+        raise failures[min(failures)]
+    return results  # type: ignore[return-value]  # every slot is filled when nothing failed
 
 
 def _stat_fields(pid: int) -> list[str] | None:

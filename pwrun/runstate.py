@@ -24,7 +24,7 @@ from pwrun import state
 from pwrun.console import warn
 from pwrun.errors import InfrastructureError
 from pwrun.inventory.pw.lifecycle import StartedCluster, stop_all
-from pwrun.process import ProcessRef, concurrently
+from pwrun.process import ProcessRef, run_each
 from pwrun.transport import tunnel
 from pwrun.transport.files import JOBS_FILE, STORE_DIR
 from pwrun.transport.ssh import SSHTarget
@@ -237,7 +237,7 @@ class RunRecord:
         for executor in self.executors:
             if not executor.down:
                 sites.setdefault(executor.site, []).append(executor)
-        problems = [found for each in concurrently(undo, list(sites.values())) for found in each]
+        problems = [found for each in run_each(sites.values(), undo, 16) for found in each]
         stopped = stop_all(self.started_clusters)  # the clusters it could not stop stay recorded
         self.started_clusters = [c for c in self.started_clusters if c.name in stopped.failed]
         problems += stopped.problems

@@ -1,4 +1,4 @@
-"""What the AWS, GCP and Azure sources share: common options, tags to cluster fields, threads.
+"""What the AWS, GCP and Azure sources share: common options, tags to cluster fields.
 
 A controller is an instance whose tag (AWS, Azure) or label (GCP) `tag_key` equals `tag_value`
 (default `pwrun-role=controller`). These per-instance tags, when present, fill the rest:
@@ -12,9 +12,8 @@ A controller is an instance whose tag (AWS, Azure) or label (GCP) `tag_key` equa
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import Field
 
@@ -26,9 +25,6 @@ DEFAULT_TAG_KEY = "pwrun-role"
 DEFAULT_TAG_VALUE = "controller"
 SETTING_KEYS = ("pwrun-user", "pwrun-scheduler", "pwrun-partitions", "pwrun-work-dir")
 SCHEDULERS = ("slurm", "pbs", "none")
-MAX_WORKERS = 8
-
-T = TypeVar("T")
 
 
 class CloudOptions(SourceOptions):
@@ -69,40 +65,3 @@ def cluster_fields(
         "partitions": tuple(name for name in re.split(r"[,\s]+", partitions) if name),
         "work_dir": checked(f"{tag} 'pwrun-work-dir'", remote_path, work_dir) if work_dir else None,
     }
-
-
-def run_each(tasks: Iterable[T], work: Callable[[T], Any]) -> list[Any]:
-    """`work` on every task, a few at a time, results in task order; the first error wins.
-
-    The threads are daemons: a request hung past the source's deadline keeps no process alive.
-    """
-    tasks = list(tasks)
-    if len(tasks) <= 1:
-        return [work(task) for task in tasks]
-    results: list[Any] = [None] * len(tasks)
-    failures: dict[int, BaseException] = {}
-    pending = iter(range(len(tasks)))
-    lock = threading.Lock()
-
-    def worker() -> None:
-        while True:
-            with lock:
-                index = next(pending, None)
-            if index is None:
-                return
-            try:
-                results[index] = work(tasks[index])
-            except BaseException as exc:  # re-raised in the caller's thread below
-                failures[index] = exc
-
-    threads = [
-        threading.Thread(target=worker, daemon=True, name="pwrun-request")
-        for _ in range(min(MAX_WORKERS, len(tasks)))
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise failures[min(failures)]
-    return results

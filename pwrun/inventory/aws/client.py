@@ -13,7 +13,7 @@ from typing import Any
 from pwrun.errors import first_line
 from pwrun.inventory.aws.options import Options, error
 from pwrun.inventory.aws.records import KEPT_FIELDS
-from pwrun.inventory.cloud import run_each
+from pwrun.process import run_each
 
 
 def tagged_instances(options: Options) -> dict[str, list[dict[str, Any]]]:

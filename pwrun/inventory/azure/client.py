@@ -15,7 +15,7 @@ from typing import Any
 from pwrun.errors import first_line
 from pwrun.inventory.azure.credentials import credential
 from pwrun.inventory.azure.options import Options, error
-from pwrun.inventory.cloud import run_each
+from pwrun.process import run_each
 
 
 def tagged_vms(options: Options) -> dict[str, dict[str, Any]]:

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pwrun.errors import first_line
-from pwrun.inventory.cloud import SETTING_KEYS, run_each
+from pwrun.inventory.cloud import SETTING_KEYS
 from pwrun.inventory.gcp.options import Options, error
+from pwrun.process import run_each
 
 if TYPE_CHECKING:
     from google.cloud import compute_v1
