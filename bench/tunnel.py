@@ -46,10 +46,11 @@ def measure(lab: Lab, home: Path, repeat: int, task_seconds: float) -> tuple[lis
     for _ in range(repeat):
         time.sleep(0.1)  # just after a result: the next tasks are on the workers
         record = next((home / "state" / "tunnels").glob("*.json"))
+        killed = time.time()  # wall clock: each result line carries its arrival time
         os.kill(json.loads(record.read_text())["process"]["pid"], signal.SIGKILL)
-        killed = time.monotonic()
-        next(lines)
-        deaths.append(time.monotonic() - killed)
+        # the first result that arrived after the kill (lines already in the pipe do not count)
+        arrived = next(t for line in lines if (t := float(line.split()[-1])) > killed)
+        deaths.append(arrived - killed)
         for _ in itertools.islice(lines, 4):  # let it settle
             pass
     proc.send_signal(signal.SIGINT)

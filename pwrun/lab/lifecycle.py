@@ -28,7 +28,7 @@ from pwrun.lab.model import (
     Site,
     free_slots,
 )
-from pwrun.process import running, wait_until
+from pwrun.process import wait_until
 
 SSHD_TIMEOUT = 20
 SLURM_TIMEOUT = 60
@@ -73,7 +73,7 @@ def up(
 
 def down(lab: LabRecord) -> None:
     """Remove everything the lab made: processes, namespaces, nftables tables, its directory."""
-    processes.kill_namespace_inits([n.pid for s in lab.sites for n in s.nodes])
+    processes.kill_namespace_inits([n.init() for s in lab.sites for n in s.nodes])
     for site in lab.sites:
         network.remove(site)
     shutil.rmtree(lab.directory, ignore_errors=True)
@@ -85,10 +85,10 @@ def leftovers(lab: LabRecord) -> list[str]:
     namespaces = network.netns_names()
     tables = network.nft_tables()
     for site in lab.sites:
-        found += [f"process {n.pid} ({n.hostname})" for n in site.nodes if n.pid and running(n.pid)]
+        found += [f"process {n.pid} ({n.hostname})" for n in site.nodes if n.init().alive()]
         found += network.leftovers(site, namespaces, tables)
     lab_netns = {n.netns for s in lab.sites for n in s.nodes}
-    found += [f"process {pid} in a lab namespace" for pid in processes.in_netns(lab_netns)]
+    found += [f"process {ref.pid} in a lab namespace" for ref in processes.in_netns(lab_netns)]
     if lab.directory.exists():
         found.append(f"directory {lab.directory}")
     return found
@@ -149,7 +149,8 @@ def _start_site(lab: LabRecord, site: Site) -> None:
                 "command_dir": COMMAND_DIR,
                 "whiteouts": str(node_dir / "hidden-commands"),
             }
-        node.pid = processes.launch_node(node.netns, node_dir, spec)
+        init = processes.launch_node(node.netns, node_dir, spec)
+        node.pid, node.started = init.pid, init.started
         processes.wait_node_ready(node_dir)
 
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+from pwrun.process import ProcessRef
 from pwrun.state import read_record, write_atomic
 
 LAB_USER = "pwlab"
@@ -41,13 +42,18 @@ class LabError(RuntimeError):
 
 @dataclass
 class Node:
-    """One host of a site: its namespace, hostname, address and the PID of its init."""
+    """One host of a site: its namespace, hostname, address and its init (PID and start time:
+    a PID alone may name another process once the node is gone)."""
 
     hostname: str
     netns: str
     address: str
     role: str
     pid: int = 0
+    started: int = 0  # the init's start time in clock ticks (ProcessRef)
+
+    def init(self) -> ProcessRef:
+        return ProcessRef(self.pid, self.started)
 
     def enter(self) -> list[str]:
         """argv prefix that runs a command inside this node, as root."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import pwrun
 from pwrun.lab.model import LabError
-from pwrun.process import running, wait_until
+from pwrun.process import ProcessRef, wait_until
 
 NODE_INIT = Path(__file__).with_name("node_init.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -44,9 +44,9 @@ def hidden_paths(lab_dir: Path) -> list[Path]:
     return sorted({p for p in candidates if p and p.is_dir() and p != Path("/")})
 
 
-def launch_node(netns: str, node_dir: Path, spec: dict[str, Any]) -> int:
+def launch_node(netns: str, node_dir: Path, spec: dict[str, Any]) -> ProcessRef:
     """Launch a node's init (node_init.py) in `netns` and new UTS, mount and PID namespaces;
-    return its PID. Its spec and log are in `node_dir`."""
+    return it. Its spec and log are in `node_dir`."""
     spec_file = node_dir / "init.json"
     spec_file.write_text(json.dumps(spec))
     with open(node_dir / "init.log", "w") as log:
@@ -58,7 +58,7 @@ def launch_node(netns: str, node_dir: Path, spec: dict[str, Any]) -> int:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-    return _namespace_init_pid(launcher.pid)
+    return ProcessRef.of(_namespace_init_pid(launcher.pid))
 
 
 def wait_node_ready(node_dir: Path) -> None:
@@ -91,21 +91,22 @@ def init_ready(node_dir: Path) -> bool:
     return "ready" in log
 
 
-def kill_namespace_inits(pids: list[int]) -> None:
-    """SIGKILL PID-namespace inits, which ends every process of their nodes; wait for them."""
+def kill_namespace_inits(inits: list[ProcessRef]) -> None:
+    """SIGKILL PID-namespace inits, which ends every process of their nodes; wait for them.
+    A recorded init that is gone is skipped, even if its PID now names another process."""
     killed = []
-    for pid in filter(None, pids):
+    for init in filter(ProcessRef.alive, inits):
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(init.pid, signal.SIGKILL)
         except ProcessLookupError:
             continue
-        killed.append(pid)
-    if not wait_until(lambda: not any(map(running, killed)), KILL_TIMEOUT, interval=0.05):
-        raise LabError(f"processes {[p for p in killed if running(p)]} survived SIGKILL")
+        killed.append(init)
+    if not wait_until(lambda: not any(map(ProcessRef.alive, killed)), KILL_TIMEOUT, interval=0.05):
+        raise LabError(f"processes {[i.pid for i in killed if i.alive()]} survived SIGKILL")
 
 
-def in_netns(namespaces: set[str]) -> list[int]:
-    """PIDs of processes whose network namespace is one of `namespaces` (by inode)."""
+def in_netns(namespaces: set[str]) -> list[ProcessRef]:
+    """Processes whose network namespace is one of `namespaces` (by inode)."""
     inodes = set()
     for name in namespaces:
         handle = Path("/run/netns", name)
@@ -116,7 +117,7 @@ def in_netns(namespaces: set[str]) -> list[int]:
         if proc.name.isdigit():
             try:
                 if os.stat(proc / "ns" / "net").st_ino in inodes:
-                    found.append(int(proc.name))
-            except OSError:
-                continue
+                    found.append(ProcessRef.of(int(proc.name)))
+            except (OSError, ProcessLookupError):
+                continue  # gone meanwhile
     return found

@@ -13,7 +13,7 @@ import yaml
 import pwrun
 from pwrun.lab import Lab, LabError, files, network, processes, render
 from pwrun.lab.model import LabRecord, Site, free_slots
-from pwrun.process import running
+from pwrun.process import ProcessRef, running
 
 
 @pytest.fixture
@@ -205,10 +205,17 @@ def test_run_and_init_log(tmp_path: Path) -> None:
 
 def test_kill_and_find_processes() -> None:
     child = subprocess.Popen(["sleep", "60"])
-    assert running(child.pid)
-    processes.kill_namespace_inits([0, child.pid])  # 0: a node that never started
-    assert not running(child.pid)  # a zombie until reaped
-    assert child.wait(5) == -9
-    processes.kill_namespace_inits([child.pid])  # already gone
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        init = ProcessRef.of(child.pid)
+        stale = ProcessRef(other.pid, ProcessRef.of(other.pid).started - 1)  # its pid, reused
+        processes.kill_namespace_inits([ProcessRef(0, 0), init, stale])  # 0: never started
+        assert not running(child.pid)  # a zombie until reaped
+        assert child.wait(5) == -9
+        assert other.poll() is None, "a recorded pid now naming another process was killed"
+        processes.kill_namespace_inits([init])  # already gone
+    finally:
+        other.kill()
+        other.wait()
     assert processes.in_netns(set()) == []
     assert processes.in_netns({"pwrun-no-such-namespace"}) == []
