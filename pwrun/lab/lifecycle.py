@@ -33,6 +33,7 @@ from pwrun.process import wait_until
 SSHD_TIMEOUT = 20
 SLURM_TIMEOUT = 60
 POLL_INTERVAL = 0.05
+SLOT_LOCK = Path("/run/pwrun-lab.lock")  # root's: the lab needs root; one for the machine
 L = TypeVar("L", bound=LabRecord)
 
 
@@ -110,11 +111,9 @@ def down_all() -> list[str]:
 
 @contextlib.contextmanager
 def _slot_lock() -> Iterator[None]:
-    """Serialise slot allocation between labs brought up at the same time.
-
-    The lock is taken on this module's own file, so it leaves nothing behind.
-    """
-    fd = os.open(__file__, os.O_RDONLY)
+    """Serialise slot allocation between labs brought up at the same time, whichever checkout
+    or install of pwrun brings them up: one lock file for the machine, in root's /run."""
+    fd = os.open(SLOT_LOCK, os.O_RDONLY | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
