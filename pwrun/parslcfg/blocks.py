@@ -47,18 +47,17 @@ class Blocks:
 
 def plan_blocks(spec: ClusterSpec, facts: Mapping[str, Any]) -> Blocks:
     """`spec`'s fields, the rest filled in from the cluster `facts`' node of its partition
-    (what they do not know is left to the scheduler). PBS labels: one pool per block, sizes
-    as Parsl's provider has them.
+    (PBS: its queue; what they do not know is left to the scheduler). PBS labels ask cores
+    only (Torque's `ppn`, PBS Pro's `ncpus`): memory and GPUs are `select_options`' to say.
 
     Cores: `cores_per_node`, else as many as the workers use (`max_workers_per_node` x
     `cores_per_worker`, rounded up, at most the node's), else the node's (MPI: always the
     node's). Workers: `max_workers_per_node`, else one per `cores_per_worker` of those cores.
     Memory: `mem_per_node`, else the node's share for those cores (whole GB, none below 1 GB).
     """
-    if not isinstance(spec, SlurmSpec):
-        launcher = spec.launcher_name() if isinstance(spec, PbsSpec) else "single_node"
-        return Blocks(None, None, None, spec.max_workers_per_node, launcher)
-    node = node_shape(facts, spec.partition)
+    if not isinstance(spec, SlurmSpec | PbsSpec):
+        return Blocks(None, None, None, spec.max_workers_per_node, "single_node")
+    node = node_shape(facts, spec.partition if isinstance(spec, SlurmSpec) else spec.queue)
     cores = spec.cores_per_node
     if cores is None and node.cores:
         wanted = spec.max_workers_per_node
@@ -69,6 +68,8 @@ def plan_blocks(spec: ClusterSpec, facts: Mapping[str, Any]) -> Blocks:
     workers = spec.max_workers_per_node
     if workers is None and cores and not isinstance(spec, MpiSpec):
         workers = max(1, math.floor(cores / spec.cores_per_worker))
+    if isinstance(spec, PbsSpec):  # PBS knows no node memory in its facts: the server decides
+        return Blocks(cores, None, None, workers, spec.launcher_name())
     memory = spec.mem_per_node
     if memory is None and cores and node.cores and node.memory_mb:
         memory = math.floor(node.memory_mb * min(cores, node.cores) / node.cores / 1024) or None

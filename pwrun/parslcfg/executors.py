@@ -341,6 +341,7 @@ class PbsSpec(ClusterSpec):
     select_options: validation.PbsResources = Field(
         "", description="appended to PBS Pro's `-l select=N:ncpus=C` (e.g. ngpus=1)"
     )
+    cores_per_node: int | None = Field(None, ge=1, le=MAX_CORES_PER_NODE)
     launcher: PbsLauncher | None = Field(
         None,
         description="How a block starts its worker pools (mpiexec: one on every node).",

@@ -133,7 +133,19 @@ class RemotePbsMixin(RemoteSchedulerMixin):
 
 
 class RemoteTorqueProvider(RemotePbsMixin, TorqueProvider):
-    """Parsl's TorqueProvider, driving Torque (or Slurm's Torque wrappers) over ssh."""
+    """Parsl's TorqueProvider, driving Torque (or Slurm's Torque wrappers) over ssh. Its jobs
+    ask `ppn` cores per node: Parsl's own script asks `ppn=tasks_per_node`, which HTEX keeps at
+    1 (the launcher runs that many pools), so that count is changed in the script only."""
+
+    def __init__(self, *args: Any, ppn: int = 1, **kwargs: Any) -> None:
+        self.ppn = ppn
+        super().__init__(*args, **kwargs)
+
+    def _write_submit_script(
+        self, template: str, script_filename: str, job_name: str, configs: dict[str, Any]
+    ) -> None:
+        configs = {**configs, "tasks_per_node": self.ppn}  # the launcher already has its own
+        super()._write_submit_script(template, script_filename, job_name, configs)
 
 
 class RemotePBSProProvider(RemotePbsMixin, PBSProProvider):

@@ -149,9 +149,10 @@ def cluster_provider(
         raise TypeError(f"no provider for {type(spec).__name__}")
     launcher = blocks.parsl_launcher()
     pbs = dict(queue=spec.queue, account=spec.account, launcher=launcher, **common)
+    cores = blocks.cores_per_node or 1  # Parsl's own default for both
     if spec.provider == "torque":
-        return RemoteTorqueProvider(**pbs)
-    return RemotePBSProProvider(select_options=spec.select_options, **pbs)
+        return RemoteTorqueProvider(ppn=cores, **pbs)
+    return RemotePBSProProvider(select_options=spec.select_options, cpus_per_node=cores, **pbs)
 
 
 def make_certificates(run_dir: Path) -> Path:

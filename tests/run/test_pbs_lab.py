@@ -74,7 +74,7 @@ def test_a_label_runs_on_the_torque_site_end_to_end(torque_lab: Lab, home: Path)
     run = json.loads(next((home / "state/runs").glob("*/run.json")).read_text())
     assert [e["scheduler"] for e in run["executors"]] == ["pbs"]
     script = next((home / "state/runs").glob("*/runinfo/*/submit_scripts/*.submit")).read_text()
-    assert "#PBS -l nodes=1:ppn=1" in script and "#SBATCH" not in script
+    assert "#PBS -l nodes=1:ppn=2" in script and "#SBATCH" not in script  # the node's 2 cores
     assert_nothing_left(torque_lab)
 
 

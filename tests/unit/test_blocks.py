@@ -65,9 +65,9 @@ def test_gpus_pin_one_per_worker() -> None:
     assert blocks.accelerators() == ["0", "1", "2", "3"] and plan().accelerators() == []
 
 
-def test_pbs_blocks_run_one_pool_with_parsls_sizes() -> None:
+def test_pbs_blocks_ask_the_cores_of_their_workers_and_no_memory() -> None:
     blocks = plan(provider="torque", max_workers_per_node=3)
-    assert blocks == Blocks(None, None, None, 3, "single_node")
+    assert blocks == Blocks(3, None, None, 3, "single_node")
 
 
 def test_mpi_takes_whole_nodes_and_the_simple_launcher() -> None:

@@ -8,6 +8,7 @@ the PBS Pro ones follow its documented formats (`qstat -Q`, `pbsnodes -a`, `qsta
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 from pathlib import Path
@@ -23,6 +24,7 @@ from pwrun.cluster.scheduler import facts_command, parse_facts
 from pwrun.errors import InfrastructureError, PwrunError
 from pwrun.lab import Lab, LabError, render
 from pwrun.lab.model import HIDDEN_ON_TORQUE, LabRecord, Site
+from pwrun.parslcfg.blocks import Blocks, plan_blocks
 from pwrun.parslcfg.compat import qstat_states
 from pwrun.parslcfg.executors import executor_spec
 from pwrun.parslcfg.remote import RemotePBSProProvider, RemoteTorqueProvider
@@ -251,6 +253,34 @@ def test_pbs_labels_render_the_providers_they_name() -> None:
     assert isinstance(provider.launcher, SingleNodeLauncher)  # not Torque's AprunLauncher
     pro = cluster_provider(executor_spec({"site": "p", "select_options": "ngpus=1"}), endpoint())
     assert isinstance(pro, RemotePBSProProvider) and pro.select_options == "ngpus=1"
+
+
+def test_pbs_blocks_ask_the_cores_their_workers_use_from_the_facts(
+    login: LoginNode, tmp_path: Path
+) -> None:
+    """A minimal PBS entry fills its queue's node (one worker per core, as on Slurm); Torque
+    asks them as `ppn`, PBS Pro as `ncpus`, and the launcher still starts one pool per node."""
+    facts = {"pwrun_default_partition": "batch", "pwrun_partition_info": {
+        "batch": {"cores_per_node": 8}, "small": {"cores_per_node": 4}}}  # fmt: skip
+    site = dataclasses.replace(endpoint(), facts=facts)
+    minimal = cluster_provider(executor_spec({"site": "p", "provider": "torque"}), site)
+    assert isinstance(minimal, RemoteTorqueProvider) and minimal.ppn == 8
+    assert plan_blocks(executor_spec({"site": "p", "provider": "torque"}), facts) == Blocks(
+        8, None, None, 8, "single_node"
+    )
+    two = executor_spec({"site": "p", "provider": "torque", "queue": "small",
+                         "max_workers_per_node": 2, "cores_per_worker": 1.5})  # fmt: skip
+    assert plan_blocks(two, facts).cores_per_node == 3
+    pro = cluster_provider(executor_spec({"site": "p", "queue": "q", "cores_per_node": 6}), site)
+    assert isinstance(pro, RemotePBSProProvider) and pro.cpus_per_node == 6
+    unknown = cluster_provider(executor_spec({"site": "p", "provider": "torque"}), endpoint())
+    assert isinstance(unknown, RemoteTorqueProvider) and unknown.ppn == 1  # Parsl's default
+
+    minimal.script_dir = str(tmp_path)
+    minimal.submit("process_worker_pool.py", 1, "parsl.pbs.block-0")
+    script = next(tmp_path.iterdir()).read_text()
+    assert "#PBS -l nodes=1:ppn=8" in script
+    assert script.count("process_worker_pool.py") == 1  # one pool: ppn is not the launcher's
 
 
 def test_a_multi_node_pbs_block_starts_a_pool_on_every_node_or_says_why_not() -> None:
