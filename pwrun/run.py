@@ -394,11 +394,13 @@ def on_sites(
 
         def on_lost(site: str, why: str) -> None:
             """A site the supervisor gave up on: its tasks fail over when every label on it
-            has a fallback; otherwise the run stops, naming it (exit 3)."""
+            has a fallback, or when the workflow is over (nothing left to stop); otherwise the
+            run stops, naming it (exit 3)."""
             labels = [label for label, spec in remote.items() if spec.site == site]
             if site in routing.lost:
                 return  # failover found it first: its tasks have failed or moved already
-            if all(specs[label].fallback for label in labels) or not stops:
+            ending = record.teardown_started is not None
+            if all(specs[label].fallback for label in labels) or not stops or ending:
                 routing.site_lost(site, why)
             else:
                 stop_run(site, why)
