@@ -396,9 +396,9 @@ def on_sites(
             """A site the supervisor gave up on: its tasks fail over when every label on it
             has a fallback, or when the workflow is over (nothing left to stop); otherwise the
             run stops, naming it (exit 3)."""
-            labels = [label for label, spec in remote.items() if spec.site == site]
             if site in routing.lost:
                 return  # failover found it first: its tasks have failed or moved already
+            labels = [label for label, spec in remote.items() if spec.site == site]
             ending = record.teardown_started is not None
             if all(specs[label].fallback for label in labels) or not stops or ending:
                 routing.site_lost(site, why)
@@ -458,7 +458,7 @@ def run_on_sites(
     loaded_file = load_executors_file(executors_file)
     specs = loaded_file.labels
     check_labels(workflow, specs, str(executors_file))
-    retries = loaded_file.run.retries if retries is None else retries
+    retries = loaded_file.retries(retries)
     with (
         on_sites(
             specs,

@@ -14,7 +14,6 @@ import shlex
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -275,8 +274,7 @@ def statuses(ssh_timeout: float = 10) -> list[ExecutorStatus]:
             return "unreachable"
         return " ".join(listed.stdout.split()) if listed.returncode == 0 else "unreachable"
 
-    with ThreadPoolExecutor(max_workers=min(len(executors), 16) or 1) as pool:
-        listed = list(pool.map(blocks, [executor for _, executor in executors]))
+    listed = run_each([executor for _, executor in executors], blocks, 16)
     rows = []
     for (record, executor), jobs in zip(executors, listed, strict=True):
         opened = tunnel.load(executor.tunnel)

@@ -47,7 +47,7 @@ class Session:
             self.source = os.fspath(executors)
             loaded = load_executors_file(Path(executors))
         self.specs = loaded.labels
-        self.retries = loaded.run.retries if retries is None else retries  # as `--retries`
+        self.retries = loaded.retries(retries)
         self.inventory = None if inventory is None else Path(inventory)
         self._open: contextlib.ExitStack | None = None
 

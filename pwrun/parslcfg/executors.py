@@ -410,6 +410,10 @@ class ExecutorsFile:
     labels: dict[str, ExecutorSpec]
     run: RunSettings
 
+    def retries(self, given: int | None) -> int | None:
+        """The run's retries: `given` (`--retries`, a session's `retries=`) wins over the file's."""
+        return self.run.retries if given is None else given
+
 
 def default_provider(facts: Mapping[str, Any]) -> str:
     """The provider a cluster's scheduler facts (or inventory variables) call for: torque for

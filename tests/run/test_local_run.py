@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pwrun.process import wait_until
-from tests.run.invoke import WORKFLOWS, pwrun
+from tests.run.invoke import WORKFLOWS, pwrun, pwrun_env
 
 ROOT = Path(__file__).resolve().parents[2]
 OWN_CONFIG = WORKFLOWS / "own_config.py"
@@ -162,7 +162,7 @@ def test_a_script_run_with_plain_python_leaves_no_process_behind(tmp_path: Path)
     DFK up leaves no interchange or worker pool running once it exits."""
     proc = subprocess.run(
         [sys.executable, "-c", LEFT_LOADED], capture_output=True, text=True, timeout=300,
-        cwd=tmp_path, env={**os.environ, "PWRUN_HOME": str(tmp_path / "state")},
+        cwd=tmp_path, env=pwrun_env(tmp_path),
     )  # fmt: skip
     assert (proc.returncode, proc.stdout) == (0, "1\n"), proc.stderr[-3000:]
     assert "still running" not in proc.stderr  # Parsl's warning of a DFK left loaded

@@ -18,6 +18,7 @@ from nbclient.exceptions import CellExecutionError
 import pwrun
 from pwrun.errors import PwrunError
 from pwrun.process import ProcessRef, wait_until
+from tests.run.invoke import pwrun_env
 from tests.run.notebooks import Kernel, kernel
 
 SETUP = """
@@ -157,7 +158,7 @@ def test_a_session_retries_as_its_executors_say_unless_told(
     proc = subprocess.run(
         [sys.executable, "-c", FLAKY, str(tmp_path / "tries"), retries],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
-        env={**os.environ, "PWRUN_HOME": str(tmp_path / "state")},
+        env=pwrun_env(tmp_path),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.splitlines()[-1] == printed
